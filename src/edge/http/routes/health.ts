@@ -1,0 +1,19 @@
+import { route, type RouteDef } from '../route.js';
+import type { RouteServices } from '../services.js';
+
+export function healthRoutes(s: RouteServices): RouteDef[] {
+  return [
+    route({
+      method: 'GET', path: '/health', auth: 'none', summary: 'Liveness',
+      handler: async () => ({ status: 200, body: { status: 'ok', version: s.version } }),
+    }),
+    route({
+      method: 'GET', path: '/health/ready', auth: 'none', summary: 'Readiness, with each dependency by name',
+      handler: async () => {
+        const checks = await s.readiness();
+        const ready = Object.values(checks).every(Boolean);
+        return { status: ready ? 200 : 503, body: { status: ready ? 'ready' : 'not_ready', checks } };
+      },
+    }),
+  ];
+}

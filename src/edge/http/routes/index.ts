@@ -1,0 +1,14 @@
+import type { RouteDef } from '../route.js';
+import type { RouteServices } from '../services.js';
+import { dialogRoutes } from './dialogs.js';
+import { healthRoutes } from './health.js';
+import { managementRoutes } from './management.js';
+import { messageRoutes } from './messages.js';
+
+/** The one route table: routing, validation, docs, metrics labels and logs all read it. */
+export const buildRoutes = (s: RouteServices): RouteDef[] => [
+  ...healthRoutes(s),
+  ...managementRoutes(s),
+  ...dialogRoutes(s),
+  ...messageRoutes(s),
+];
