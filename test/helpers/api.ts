@@ -37,7 +37,7 @@ export function client(baseUrl: string) {
       body = JSON.stringify(o.body);
       headers['content-type'] ??= 'application/json';
     }
-    const res = await fetch(url, { method, headers, body });
+    const res = await fetch(url, { method, headers, body: body as BodyInit | undefined });
     const text = await res.text();
     let json: any = undefined;
     try {

@@ -43,6 +43,8 @@ export interface RouteDef<PS extends TSchema = TSchema, QS extends TSchema = TSc
   /** Documented response schema (OpenAPI); not enforced at run time. */
   response?: TSchema;
   successStatus?: number;
+  /** Health and metrics are never rate limited: probes must see the truth under load. */
+  exemptFromRateLimit?: boolean;
   handler: (ctx: RequestContext<Static<PS>, Static<QS>, Static<BS>>) => Promise<HttpResult>;
 }
 

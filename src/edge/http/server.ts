@@ -202,7 +202,7 @@ export class HttpServer {
         identityError = e;
       }
     }
-    if (d.limiter) {
+    if (d.limiter && !def.exemptFromRateLimit) {
       const key = clientKey(caller?.userId ?? null, raw.peerIp, raw.headers['x-forwarded-for'], d.trustedProxies);
       const decision = await d.limiter.take(key);
       if (!decision.allowed) {

@@ -4,11 +4,11 @@ import type { RouteServices } from '../services.js';
 export function healthRoutes(s: RouteServices): RouteDef[] {
   return [
     route({
-      method: 'GET', path: '/health', auth: 'none', summary: 'Liveness',
+      method: 'GET', path: '/health', auth: 'none', summary: 'Liveness', exemptFromRateLimit: true,
       handler: async () => ({ status: 200, body: { status: 'ok', version: s.version } }),
     }),
     route({
-      method: 'GET', path: '/health/ready', auth: 'none', summary: 'Readiness, with each dependency by name',
+      method: 'GET', path: '/health/ready', auth: 'none', summary: 'Readiness, with each dependency by name', exemptFromRateLimit: true,
       handler: async () => {
         const checks = await s.readiness();
         const ready = Object.values(checks).every(Boolean);
