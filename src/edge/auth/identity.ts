@@ -22,7 +22,8 @@ export class IdentityResolver {
     return this.verifier !== null;
   }
 
-  async fromRest(authorization: string | undefined, query: URLSearchParams): Promise<Identity> {
+  /** `query` is the raw query string (without `?`). */
+  async fromRest(authorization: string | undefined, query: string): Promise<Identity> {
     if (this.verifier) {
       if (authorization === undefined || !authorization.startsWith('Bearer ')) {
         throw new AppError(401, 'UNAUTHORIZED', 'Authorization header required');
@@ -42,7 +43,12 @@ export class IdentityResolver {
   }
 }
 
-function firstOf(q: URLSearchParams, ...keys: string[]): string | undefined {
-  for (const [k, v] of q) if (keys.includes(k)) return v;
+// As the original, a pair without `=` (`?user_id`) names nobody and is skipped; URLSearchParams
+// would read it as an empty value. Pairs are form-decoded (`+` is a space), matching the SDK.
+function firstOf(query: string, ...keys: string[]): string | undefined {
+  for (const part of query.split('&')) {
+    if (!part.includes('=')) continue;
+    for (const [k, v] of new URLSearchParams(part)) if (keys.includes(k)) return v;
+  }
   return undefined;
 }

@@ -36,6 +36,8 @@ interface RawRequest {
   headers: Record<string, string>;
   params: string[];
   peerIp: string;
+  /** Body bytes, collected from the moment the request arrives (routes with a body only). */
+  body?: Promise<Buffer>;
 }
 
 const STATUS_TEXT: Record<number, string> = {
@@ -73,7 +75,7 @@ export class HttpServer {
   constructor(private readonly deps: HttpDeps, routes: RouteDef[]) {
     this.app = uWS.App();
     // Every OPTIONS is a preflight answered by the CORS layer before routing, limits or auth.
-    this.app.options('/*', (res, req) => {
+    const preflight = (res: HttpResponse, req: HttpRequest) => {
       const origin = req.getHeader('origin') || undefined;
       const requestMethod = req.getHeader('access-control-request-method') || undefined;
       const requestHeaders = req.getHeader('access-control-request-headers') || undefined;
@@ -82,12 +84,16 @@ export class HttpServer {
         for (const [k, v] of deps.cors.preflight({ origin, requestMethod, requestHeaders })) res.writeHeader(k, v);
         res.end();
       });
-    });
+    };
+    this.app.options('/*', preflight);
 
     const byPath = new Map<string, RouteDef[]>();
     for (const r of routes) byPath.set(r.path, [...(byPath.get(r.path) ?? []), r]);
     for (const [path, defs] of byPath) {
       for (const def of defs) this.register(def);
+      // uWS prefers the exact path's `any` (the 405 below) over the '/*' wildcard, so the
+      // preflight must be registered on every route path too.
+      this.app.options(path, preflight);
       const allowed = defs.map((d) => d.method).join(', ');
       this.app.any(path, (res, req) => this.fallback(res, req, 405, { Allow: allowed }));
     }
@@ -121,8 +127,12 @@ export class HttpServer {
     const origin = req.getHeader('origin') || undefined;
     const message = status === 404 ? 'Not found' : 'Method not allowed';
     const code = status === 404 ? 'NOT_FOUND' : 'METHOD_NOT_ALLOWED';
+    // Routing failures get a request id like every other error response.
+    const incomingId = req.getHeader('x-request-id');
+    const reqId = incomingId && REQUEST_ID_RE.test(incomingId) ? incomingId : newId();
     res.cork(() => {
       res.writeStatus(statusLine(status));
+      res.writeHeader('X-Request-Id', reqId);
       for (const [k, v] of this.deps.cors.actual({ origin })) res.writeHeader(k, v);
       for (const [k, v] of Object.entries(headers)) res.writeHeader(k, v);
       res.writeHeader('Content-Type', 'application/json');
@@ -141,6 +151,13 @@ export class HttpServer {
       res.onAborted(() => {
         state.aborted = true;
       });
+      // uWS hands body chunks only to an onData attached before this callback returns; the
+      // pipeline awaits real async work first (JWT verification, rate limiter), so a later
+      // attach would miss the body and the request would hang.
+      if (def.body) {
+        raw.body = readBody(res, state);
+        raw.body.catch(() => {});
+      }
       this.inflight++;
       void this.handle(def, paramNames, raw, res, state).finally(() => {
         this.inflight--;
@@ -196,7 +213,7 @@ export class HttpServer {
     let caller: Caller | null = null;
     if (def.auth === 'user') {
       try {
-        const id = await d.identity.fromRest(raw.headers.authorization, query);
+        const id = await d.identity.fromRest(raw.headers.authorization, raw.query);
         caller = { userId: id.userId, scope: id.tokenScope };
       } catch (e) {
         identityError = e;
@@ -241,7 +258,7 @@ export class HttpServer {
       }
       const declared = raw.headers['content-length'];
       if (declared !== undefined && Number(declared) > MAX_BODY_BYTES) throw tooLarge();
-      const bytes = await readBody(res, state);
+      const bytes = await (raw.body ?? readBody(res, state));
       try {
         body = JSON.parse(bytes.toString('utf8'));
       } catch {
