@@ -26,7 +26,7 @@ export type WireEvent = MessageNewEvent | MessageEditedEvent | MessageDeletedEve
  */
 export interface DomainEvent {
   dialogId: string;
-  /** Set for events delivered to all participants; absent for per-user events. */
+  /** The dialog's sequence number: set for message.* and participant.* events, absent for per-user ones. */
   seq?: number;
   toParticipants: boolean;
   toUsers?: string[];

@@ -1,17 +1,11 @@
 // Read side of dialogs. Every function runs a fixed number of statements whatever the page size.
 import type { Em } from '../orm.js';
+import type { Dialog } from '../entities.js';
 import type { ScopeLevels } from '../../domain/scope.js';
 import { HAS_NO_SCOPES, SCOPE_MATCH, SEARCH_MATCH, UUID_LIST, json, likePattern, query, userScopeCte, type Row } from './sql.js';
 
-export interface DialogRow {
-  id: string;
-  object_id: string;
-  object_type: string;
-  title: string | null;
-  object_url: string | null;
-  created_by: string | null;
+export interface DialogRow extends Pick<Dialog, 'id' | 'object_id' | 'object_type' | 'title' | 'object_url' | 'created_by' | 'meta'> {
   created_at: Date | string;
-  meta: unknown;
   participants_count: number;
   participants: { user_id: string; display_name: string | null; company: string | null }[];
   /** The caller's own row, when a participant. */

@@ -1,5 +1,6 @@
 // Read side of messages and participants.
 import type { Em } from '../orm.js';
+import type { Participant } from '../entities.js';
 import type { ScopeLevels } from '../../domain/scope.js';
 import { SCOPE_MATCH, UUID_LIST, json, query, userScopeCte, type Row } from './sql.js';
 
@@ -81,21 +82,8 @@ export async function messageInDialog(em: Em, dialogId: string, messageId: strin
   return (rows[0] as MessageRow | undefined) ?? null;
 }
 
-export interface ParticipantRow {
-  user_id: string;
-  dialog_id: string;
-  joined_at: Date | string;
-  joined_as: string;
-  notifications_enabled: boolean;
-  last_read_message_id: string | null;
-  unread_count: number;
-  display_name: string | null;
-  company: string | null;
-  email: string | null;
-  phone: string | null;
-  is_archived: boolean;
-  is_pinned: boolean;
-}
+/** A participant row as a reader sees it: `unread_count` is the derived count, timestamps raw. */
+export type ParticipantRow = Omit<Participant, 'read_mark' | 'joined_at'> & { joined_at: Date | string };
 
 /** Whether the dialog exists, whether the caller is in it, whether their scope reaches it: one statement. */
 export async function dialogAccess(em: Em, dialogId: string, userId: string, scope: ScopeLevels | null): Promise<{ exists: boolean; member: boolean; scopeMatch: boolean }> {
