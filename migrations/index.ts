@@ -1,8 +1,10 @@
 // Listed explicitly so the same list works from source (tsx) and from compiled output.
 import { Migration20261204000001_baseline } from './Migration20261204000001_baseline.js';
 import { Migration20261204000002_cluster } from './Migration20261204000002_cluster.js';
+import { Migration20261204000003_events } from './Migration20261204000003_events.js';
 
 export const migrationsList = [
   { name: 'Migration20261204000001_baseline', class: Migration20261204000001_baseline },
   { name: 'Migration20261204000002_cluster', class: Migration20261204000002_cluster },
+  { name: 'Migration20261204000003_events', class: Migration20261204000003_events },
 ];

@@ -2,7 +2,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import type { Config } from './config/env.js';
-import { CommandRunner } from './actors/command.js';
+import { DirectGateway } from './actors/gateway.js';
 import { LocalEventBus } from './bus/local-bus.js';
 import { ensureDatabase, initOrm, migrate, type Orm } from './db/orm.js';
 import { AdminAuth } from './edge/auth/admin.js';
@@ -50,10 +50,10 @@ export async function startApp(cfg: Config, log: Logger = createLogger(cfg.logLe
   }
 
   const bus = new LocalEventBus();
-  const runner = new CommandRunner(orm, bus, { persistOutbox: cfg.webhook !== null }, log);
+  const gateway = new DirectGateway(orm, bus, { persistOutbox: cfg.webhook !== null }, log);
   const services: RouteServices = {
     orm,
-    runner,
+    gateway,
     version: VERSION,
     signUrl: () => '',
     online: async () => new Set(),

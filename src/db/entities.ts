@@ -30,6 +30,8 @@ export interface Participant {
   /** Unread base: unread = unread_count + (dialog.user_msg_count − read_mark). */
   unread_count: number;
   read_mark: number;
+  /** The dialog's next sequence number when this user joined: resume never reaches before it. */
+  joined_seq: number;
   display_name: string | null;
   company: string | null;
   email: string | null;
@@ -80,6 +82,19 @@ export interface Attachment {
   thumbnail_s3_key: string | null;
 }
 
+export interface DialogEventRow {
+  dialog_id: string;
+  seq: number;
+  payload: unknown;
+  created_at: Date;
+}
+
+export interface CommandLogEntry {
+  request_id: string;
+  result: unknown;
+  created_at: Date;
+}
+
 export interface OutboxEntry {
   id: string;
   kind: string;
@@ -125,6 +140,7 @@ export const ParticipantSchema = new EntitySchema<Participant>({
     notifications_enabled: { type: 'boolean' },
     unread_count: { type: 'integer' },
     read_mark: { ...bigNum, default: 0 },
+    joined_seq: { ...bigNum, default: 0 },
     display_name: { type: 'string', length: 255, nullable: true },
     company: { type: 'string', length: 255, nullable: true },
     email: { type: 'string', length: 255, nullable: true },
@@ -205,4 +221,25 @@ export const OutboxSchema = new EntitySchema<OutboxEntry>({
   },
 });
 
-export const ALL_ENTITIES = [DialogSchema, ParticipantSchema, AccessScopeSchema, MessageSchema, MessageEditSchema, AttachmentSchema, OutboxSchema];
+export const DialogEventSchema = new EntitySchema<DialogEventRow>({
+  name: 'DialogEvent',
+  tableName: 'dialog_events',
+  properties: {
+    dialog_id: { ...uuid, primary: true },
+    seq: { ...bigNum, primary: true },
+    payload: { type: 'json' },
+    created_at: ts,
+  },
+});
+
+export const CommandLogSchema = new EntitySchema<CommandLogEntry>({
+  name: 'CommandLogEntry',
+  tableName: 'command_log',
+  properties: {
+    request_id: { ...text, primary: true },
+    result: { type: 'json', nullable: true },
+    created_at: ts,
+  },
+});
+
+export const ALL_ENTITIES = [DialogEventSchema, CommandLogSchema, DialogSchema, ParticipantSchema, AccessScopeSchema, MessageSchema, MessageEditSchema, AttachmentSchema, OutboxSchema];

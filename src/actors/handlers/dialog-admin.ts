@@ -16,6 +16,8 @@ export interface ParticipantInput extends ProfileInput {
 }
 
 export interface CreateDialogCmd {
+  /** Chosen by the edge so the command can be routed to the new dialog's partition. */
+  id?: string;
   object_id: string;
   object_type: string;
   title?: string | null;
@@ -53,7 +55,7 @@ export const createDialog: CommandHandler<CreateDialogCmd, { dialog: Dialog }> =
   cmd.access_scopes.forEach(checkScopeValues);
 
   const now = new Date();
-  const id = newId();
+  const id = cmd.id ?? newId();
   const dialog = em.create(DialogSchema, {
     id, object_id: cmd.object_id, object_type: cmd.object_type, title: cmd.title ?? null, object_url: cmd.object_url ?? null,
     created_by: cmd.participants[0]?.user_id ?? null, created_at: now, meta: cmd.meta ?? null,
@@ -62,7 +64,7 @@ export const createDialog: CommandHandler<CreateDialogCmd, { dialog: Dialog }> =
   for (const p of cmd.participants) {
     em.create(ParticipantSchema, {
       user_id: p.user_id, dialog_id: id, last_read_message_id: null, joined_at: now, joined_as: 'participant',
-      notifications_enabled: true, unread_count: 0, read_mark: 0, display_name: p.display_name,
+      notifications_enabled: true, unread_count: 0, read_mark: 0, joined_seq: 1, display_name: p.display_name,
       company: p.company ?? null, email: p.email ?? null, phone: p.phone ?? null, is_archived: false, is_pinned: false,
     });
   }
@@ -92,7 +94,7 @@ export const addParticipant: CommandHandler<AddParticipantCmd, { added: boolean 
   if (existing) return output({ added: false });
   em.create(ParticipantSchema, {
     user_id: cmd.user_id, dialog_id: d.id, last_read_message_id: null, joined_at: new Date(), joined_as: 'participant',
-    notifications_enabled: true, unread_count: 0, read_mark: d.user_msg_count, display_name: cmd.display_name,
+    notifications_enabled: true, unread_count: 0, read_mark: d.user_msg_count, joined_seq: Number(d.last_seq) + 1, display_name: cmd.display_name,
     company: cmd.company ?? null, email: cmd.email ?? null, phone: cmd.phone ?? null, is_archived: false, is_pinned: false,
   });
   return output({ added: true }, [dialogEvent(d, { type: 'participant.joined', dialog_id: d.id, user_id: cmd.user_id })]);

@@ -31,7 +31,7 @@ export const join: CommandHandler<JoinCmd, { dialog_id: string }> = async (em, c
   const now = new Date();
   em.create(ParticipantSchema, {
     user_id: cmd.user_id, dialog_id: d.id, last_read_message_id: null, joined_at: now, joined_as: 'joined',
-    notifications_enabled: true, unread_count: existing, read_mark: d.user_msg_count, display_name: cmd.display_name,
+    notifications_enabled: true, unread_count: existing, read_mark: d.user_msg_count, joined_seq: Number(d.last_seq) + 1, display_name: cmd.display_name,
     company: cmd.company, email: cmd.email ?? null, phone: cmd.phone ?? null, is_archived: false, is_pinned: false,
   });
   const sys = em.create(MessageSchema, {

@@ -1,11 +1,11 @@
 import type { Orm } from '../../db/orm.js';
-import type { CommandRunner } from '../../actors/command.js';
+import type { CommandGateway } from '../../actors/gateway.js';
 import type { UrlSigner } from './views.js';
 
-/** What route handlers may use. Commands go through the runner; reads use a fresh EntityManager. */
+/** What route handlers may use. Commands go to the dialog's owner; reads use a fresh EntityManager. */
 export interface RouteServices {
   orm: Orm;
-  runner: CommandRunner;
+  gateway: CommandGateway;
   version: string;
   /** Presigned GET URLs for attachment keys ("" when storage is not configured). */
   signUrl: UrlSigner;

@@ -1,7 +1,5 @@
 // Chat API: dialogs as one user sees them, membership and per-user settings.
-import { join, leave } from '../../../actors/handlers/membership.js';
-import { changeSetting, type Setting } from '../../../actors/handlers/participant-settings.js';
-import { markRead } from '../../../actors/handlers/read.js';
+import type { Setting } from '../../../actors/handlers/participant-settings.js';
 import { hydrateDialogs, newestAccessibleByObject, objectDialogIds, pageDialogIds, type ListFilter } from '../../../db/queries/dialogs.js';
 import { dialogAccess, participantsOf } from '../../../db/queries/messages.js';
 import { MAX_DIALOG_PAGE, MAX_OBJECT_LIST, canView } from '../../../domain/access.js';
@@ -90,14 +88,16 @@ export function dialogRoutes(s: RouteServices): RouteDef[] {
       params: IdParams, body: JoinBody,
       handler: async ({ caller, params, body }) => {
         if (!caller.scope) throw badRequest('X-Scope-Config header required');
-        const r = await s.runner.run(join, { ...body, dialog_id: params.id.toLowerCase(), user_id: caller.userId, scope: caller.scope });
+        const id = params.id.toLowerCase();
+        const r = await s.gateway.execute('join', id, { ...body, dialog_id: id, user_id: caller.userId, scope: caller.scope });
         return ok({ dialog_id: r.dialog_id, status: 'joined' });
       },
     }),
     route({
       method: 'POST', path: '/api/v1/dialogs/:id/leave', auth: 'user', summary: 'Leave a dialog', params: IdParams,
       handler: async ({ caller, params }) => {
-        await s.runner.run(leave, { dialog_id: params.id.toLowerCase(), user_id: caller.userId });
+        const id = params.id.toLowerCase();
+        await s.gateway.execute('leave', id, { dialog_id: id, user_id: caller.userId });
         return ok({ status: 'left' });
       },
     }),
@@ -106,7 +106,8 @@ export function dialogRoutes(s: RouteServices): RouteDef[] {
         method: 'POST', path: `/api/v1/dialogs/:id/${path}`, auth: 'user', summary: `${path[0].toUpperCase()}${path.slice(1)} the dialog for the caller`,
         params: IdParams,
         handler: async ({ caller, params }) => {
-          await s.runner.run(changeSetting, { dialog_id: params.id.toLowerCase(), user_id: caller.userId, setting });
+          const id = params.id.toLowerCase();
+          await s.gateway.execute('changeSetting', id, { dialog_id: id, user_id: caller.userId, setting });
           return ok({ status });
         },
       }),
@@ -116,14 +117,16 @@ export function dialogRoutes(s: RouteServices): RouteDef[] {
       params: IdParams, body: NotificationsBody,
       handler: async ({ caller, params, body }) => {
         const setting = body.enabled ? 'notifications_on' : 'notifications_off';
-        await s.runner.run(changeSetting, { dialog_id: params.id.toLowerCase(), user_id: caller.userId, setting });
+        const id = params.id.toLowerCase();
+          await s.gateway.execute('changeSetting', id, { dialog_id: id, user_id: caller.userId, setting });
         return ok({ status: body.enabled ? 'enabled' : 'disabled' });
       },
     }),
     route({
       method: 'POST', path: '/api/v1/dialogs/:id/read', auth: 'user', summary: 'Mark messages as read', params: IdParams, body: ReadBody,
       handler: async ({ caller, params, body }) => {
-        await s.runner.run(markRead, { dialog_id: params.id.toLowerCase(), user_id: caller.userId, message_id: body.last_read_message_id.toLowerCase() });
+        const id = params.id.toLowerCase();
+        await s.gateway.execute('markRead', id, { dialog_id: id, user_id: caller.userId, message_id: body.last_read_message_id.toLowerCase() });
         return ok({ success: true });
       },
     }),

@@ -1,8 +1,8 @@
 // Management API: the host platform's backend, admin token.
 import { Type } from '@sinclair/typebox';
-import { addParticipant, createDialog, deleteDialog, removeParticipant, replaceScopes } from '../../../actors/handlers/dialog-admin.js';
 import { findDialogByScopes, getDialogFull } from '../../../db/queries/admin.js';
 import { AppError } from '../../../domain/errors.js';
+import { newId } from '../../../domain/ids.js';
 import { checkIdentifier, MAX_OBJECT_TYPE } from '../../../domain/limits.js';
 import { data, noContent, route, type RouteDef } from '../route.js';
 import { CreateDialogBody, FindDialogBody, IdParams, ParticipantInput, RemoveParticipantParams, ReplaceScopesBody, toScope } from '../schemas.js';
@@ -16,8 +16,9 @@ export function managementRoutes(s: RouteServices): RouteDef[] {
     route({
       method: 'POST', path: BASE, auth: 'admin', summary: 'Create a dialog', body: CreateDialogBody,
       handler: async ({ body }) => {
-        const { dialog } = await s.runner.run(createDialog, {
-          ...body, participants: body.participants, access_scopes: (body.access_scopes ?? []).map(toScope),
+        const id = newId();
+        const { dialog } = await s.gateway.execute('createDialog', id, {
+          ...body, id, participants: body.participants, access_scopes: (body.access_scopes ?? []).map(toScope),
         });
         return data(dialogView(dialog));
       },
@@ -47,7 +48,8 @@ export function managementRoutes(s: RouteServices): RouteDef[] {
     route({
       method: 'DELETE', path: `${BASE}/:id`, auth: 'admin', summary: 'Delete a dialog (idempotent)', params: IdParams, successStatus: 204,
       handler: async ({ params }) => {
-        await s.runner.run(deleteDialog, { dialog_id: params.id.toLowerCase() });
+        const id = params.id.toLowerCase();
+        await s.gateway.execute('deleteDialog', id, { dialog_id: id });
         return noContent();
       },
     }),
@@ -55,7 +57,8 @@ export function managementRoutes(s: RouteServices): RouteDef[] {
       method: 'POST', path: `${BASE}/:id/participants`, auth: 'admin', summary: 'Add a participant', params: IdParams, body: ParticipantInput,
       successStatus: 201,
       handler: async ({ params, body }) => {
-        await s.runner.run(addParticipant, { ...body, dialog_id: params.id.toLowerCase() });
+        const id = params.id.toLowerCase();
+        await s.gateway.execute('addParticipant', id, { ...body, dialog_id: id });
         return { status: 201 };
       },
     }),
@@ -63,7 +66,8 @@ export function managementRoutes(s: RouteServices): RouteDef[] {
       method: 'DELETE', path: `${BASE}/:id/participants/:user_id`, auth: 'admin', summary: 'Remove a participant',
       params: RemoveParticipantParams, successStatus: 204,
       handler: async ({ params }) => {
-        await s.runner.run(removeParticipant, { dialog_id: params.id.toLowerCase(), user_id: params.user_id });
+        const id = params.id.toLowerCase();
+        await s.gateway.execute('removeParticipant', id, { dialog_id: id, user_id: params.user_id });
         return noContent();
       },
     }),
@@ -71,7 +75,8 @@ export function managementRoutes(s: RouteServices): RouteDef[] {
       method: 'PUT', path: `${BASE}/:id/access-scopes`, auth: 'admin', summary: 'Replace access scopes', params: IdParams,
       body: ReplaceScopesBody, response: Type.Object({ data: Type.Array(Type.Unknown()) }),
       handler: async ({ params, body }) => {
-        const { scopes } = await s.runner.run(replaceScopes, { dialog_id: params.id.toLowerCase(), access_scopes: body.access_scopes.map(toScope) });
+        const id = params.id.toLowerCase();
+        const { scopes } = await s.gateway.execute('replaceScopes', id, { dialog_id: id, access_scopes: body.access_scopes.map(toScope) });
         return data(scopes.map(scopeView));
       },
     }),

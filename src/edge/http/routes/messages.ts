@@ -1,5 +1,4 @@
 // Chat API: messages of one dialog.
-import { deleteMessage, editMessage, sendMessage } from '../../../actors/handlers/messages.js';
 import { attachmentsOf, messageInDialog, messagePage, readerState, type PageMode } from '../../../db/queries/messages.js';
 import { MAX_MESSAGE_PAGE } from '../../../domain/access.js';
 import { invalidInput, messageNotFound, mustJoinFirst } from '../../../domain/errors.js';
@@ -56,8 +55,9 @@ export function messageRoutes(s: RouteServices): RouteDef[] {
     route({
       method: 'POST', path: base, auth: 'user', summary: 'Send a message', params: DialogIdParams, body: SendBody,
       handler: async ({ caller, params, body }) => {
-        const sent = await s.runner.run(sendMessage, {
-          dialog_id: params.dialog_id.toLowerCase(), user_id: caller.userId, content: body.content,
+        const dialogId = params.dialog_id.toLowerCase();
+        const sent = await s.gateway.execute('sendMessage', dialogId, {
+          dialog_id: dialogId, user_id: caller.userId, content: body.content,
           reply_to: body.reply_to?.toLowerCase() ?? null, attachments: body.attachments ?? [], client_msg_id: body.client_msg_id ?? null,
         });
         return data(messageWithAttachmentsView(sent.message, sent.attachments, s.signUrl));
@@ -77,8 +77,9 @@ export function messageRoutes(s: RouteServices): RouteDef[] {
     route({
       method: 'PUT', path: `${base}/:id`, auth: 'user', summary: 'Edit own message', params: MessageParams, body: EditBody,
       handler: async ({ caller, params, body }) => {
-        const { message } = await s.runner.run(editMessage, {
-          dialog_id: params.dialog_id.toLowerCase(), message_id: params.id.toLowerCase(), user_id: caller.userId, content: body.content,
+        const dialogId = params.dialog_id.toLowerCase();
+        const { message } = await s.gateway.execute('editMessage', dialogId, {
+          dialog_id: dialogId, message_id: params.id.toLowerCase(), user_id: caller.userId, content: body.content,
         });
         return data(messageView(message));
       },
@@ -86,7 +87,8 @@ export function messageRoutes(s: RouteServices): RouteDef[] {
     route({
       method: 'DELETE', path: `${base}/:id`, auth: 'user', summary: 'Delete own message', params: MessageParams, successStatus: 204,
       handler: async ({ caller, params }) => {
-        await s.runner.run(deleteMessage, { dialog_id: params.dialog_id.toLowerCase(), message_id: params.id.toLowerCase(), user_id: caller.userId });
+        const dialogId = params.dialog_id.toLowerCase();
+        await s.gateway.execute('deleteMessage', dialogId, { dialog_id: dialogId, message_id: params.id.toLowerCase(), user_id: caller.userId });
         return noContent();
       },
     }),
