@@ -13,6 +13,7 @@ import { HttpServer } from './edge/http/server.js';
 import type { RouteServices } from './edge/http/services.js';
 import { buildRoutes } from './edge/http/routes/index.js';
 import { createLogger, type Logger } from './observability/logger.js';
+import { Presence } from './services/presence.js';
 import { MemoryRateLimiter, RedisRateLimiter, type RateLimiter } from './services/rate-limit.js';
 
 // package.json sits one level up from src/ and two from dist/src/.
@@ -21,6 +22,7 @@ export const VERSION: string = pkgUrl ? JSON.parse(readFileSync(pkgUrl, 'utf8'))
 
 export interface RunningApp {
   port: number;
+  http: HttpServer;
   orm: Orm;
   bus: LocalEventBus;
   log: Logger;
@@ -49,6 +51,7 @@ export async function startApp(cfg: Config, log: Logger = createLogger(cfg.logLe
       : memory;
   }
 
+  const presence = redis ? new Presence(redis, `${cfg.namespace}:presence:`) : null;
   const bus = new LocalEventBus();
   const gateway = new DirectGateway(orm, bus, { persistOutbox: cfg.webhook !== null }, log);
   const services: RouteServices = {
@@ -56,7 +59,7 @@ export async function startApp(cfg: Config, log: Logger = createLogger(cfg.logLe
     gateway,
     version: VERSION,
     signUrl: () => '',
-    online: async () => new Set(),
+    online: presence ? (ids) => presence.online(ids) : async () => new Set(),
     readiness: async () => ({ postgres: await orm.isConnected() && (await pingDb(orm)) }),
   };
   const http = new HttpServer(
@@ -70,7 +73,7 @@ export async function startApp(cfg: Config, log: Logger = createLogger(cfg.logLe
   log.info({ port, role: cfg.role, namespace: cfg.namespace, version: VERSION }, 'mtchat listening');
 
   return {
-    port, orm, bus, log,
+    port, http, orm, bus, log,
     async close() {
       await http.close();
       await limiter?.close();

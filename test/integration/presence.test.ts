@@ -1,0 +1,64 @@
+import t from 'tap';
+import { Redis } from 'ioredis';
+import { randomBytes } from 'node:crypto';
+import { Presence } from '../../src/services/presence.js';
+import { startTestServer } from '../helpers/server.js';
+import { client, createDialog } from '../helpers/api.js';
+
+const REDIS_URL = 'redis://127.0.0.1:6379';
+
+async function cleanup(redis: Redis, prefix: string): Promise<void> {
+  const keys = await redis.keys(`${prefix}*`);
+  if (keys.length) await redis.del(...keys);
+}
+
+t.test('counted per connection: online at the first, offline after the last', async (t) => {
+  const redis = new Redis(REDIS_URL);
+  const prefix = `mtchat_test_${process.pid}_${randomBytes(3).toString('hex')}:presence:`;
+  t.teardown(async () => {
+    await cleanup(redis, prefix);
+    redis.disconnect();
+  });
+  const p = new Presence(redis, prefix);
+  t.equal(await p.connected('u1', 'c1'), true, 'first tab: came online');
+  t.equal(await p.connected('u1', 'c2'), false, 'second tab: no transition');
+  t.same([...(await p.online(['u1', 'u2']))], ['u1']);
+  t.equal(await p.disconnected('u1', 'c1'), false, 'one tab left open: still online');
+  t.same([...(await p.online(['u1']))], ['u1']);
+  t.equal(await p.disconnected('u1', 'c2'), true, 'last tab closed: offline');
+  t.same([...(await p.online(['u1']))], []);
+});
+
+t.test('a connection whose pings stop lapses after the TTL', async (t) => {
+  const redis = new Redis(REDIS_URL);
+  const prefix = `mtchat_test_${process.pid}_${randomBytes(3).toString('hex')}:presence:`;
+  t.teardown(async () => {
+    await cleanup(redis, prefix);
+    redis.disconnect();
+  });
+  const p = new Presence(redis, prefix, 300);
+  await p.connected('u1', 'crashed-node');
+  await p.connected('u2', 'alive');
+  await new Promise((r) => setTimeout(r, 200));
+  await p.refresh('u2', 'alive');
+  await new Promise((r) => setTimeout(r, 200));
+  t.same([...(await p.online(['u1', 'u2']))], ['u2'], 'the refreshed connection lives, the silent one lapsed');
+  t.equal(await p.connected('u1', 'back'), true, 'coming back after a lapse is a new transition');
+});
+
+t.test('participants list reports is_online from presence', async (t) => {
+  const srv = await startTestServer({ REDIS_URL });
+  const redis = new Redis(REDIS_URL);
+  t.teardown(async () => {
+    await cleanup(redis, `${srv.namespace}:`);
+    redis.disconnect();
+    await srv.close();
+  });
+  const api = client(srv.url);
+  const id = await createDialog(api, { participants: [{ user_id: 'on', display_name: 'On' }, { user_id: 'off', display_name: 'Off' }] });
+  await new Presence(redis, `${srv.namespace}:presence:`).connected('on', 'c1');
+  const r = await api('GET', `/api/v1/dialogs/${id}/participants`, { user: 'off' });
+  t.equal(r.status, 200);
+  const online = Object.fromEntries(r.json.data.map((p: { user_id: string; is_online: boolean }) => [p.user_id, p.is_online]));
+  t.same(online, { on: true, off: false });
+});
