@@ -13,6 +13,7 @@ import { HttpServer } from './edge/http/server.js';
 import type { RouteServices } from './edge/http/services.js';
 import { buildRoutes } from './edge/http/routes/index.js';
 import { createLogger, type Logger } from './observability/logger.js';
+import { createMetrics, type Metrics } from './observability/metrics.js';
 import { Presence } from './services/presence.js';
 import { MemoryRateLimiter, RedisRateLimiter, type RateLimiter } from './services/rate-limit.js';
 
@@ -23,6 +24,7 @@ export const VERSION: string = pkgUrl ? JSON.parse(readFileSync(pkgUrl, 'utf8'))
 export interface RunningApp {
   port: number;
   http: HttpServer;
+  metrics: Metrics;
   orm: Orm;
   bus: LocalEventBus;
   log: Logger;
@@ -51,6 +53,7 @@ export async function startApp(cfg: Config, log: Logger = createLogger(cfg.logLe
       : memory;
   }
 
+  const metrics = createMetrics();
   const presence = redis ? new Presence(redis, `${cfg.namespace}:presence:`) : null;
   const bus = new LocalEventBus();
   const gateway = new DirectGateway(orm, bus, { persistOutbox: cfg.webhook !== null }, log);
@@ -60,12 +63,13 @@ export async function startApp(cfg: Config, log: Logger = createLogger(cfg.logLe
     version: VERSION,
     signUrl: () => '',
     online: presence ? (ids) => presence.online(ids) : async () => new Set(),
+    metricsText: () => metrics.registry.metrics(),
     readiness: async () => ({ postgres: await orm.isConnected() && (await pingDb(orm)) }),
   };
   const http = new HttpServer(
     {
       log, cors: new CorsPolicy(cfg), admin: new AdminAuth(cfg.adminApiToken), identity: new IdentityResolver(cfg),
-      limiter, trustedProxies: cfg.trustedProxies, scopeFromToken: cfg.jwtScopeClaims !== null,
+      limiter, trustedProxies: cfg.trustedProxies, scopeFromToken: cfg.jwtScopeClaims !== null, metrics,
     },
     buildRoutes(services),
   );
@@ -73,7 +77,7 @@ export async function startApp(cfg: Config, log: Logger = createLogger(cfg.logLe
   log.info({ port, role: cfg.role, namespace: cfg.namespace, version: VERSION }, 'mtchat listening');
 
   return {
-    port, http, orm, bus, log,
+    port, http, metrics, orm, bus, log,
     async close() {
       await http.close();
       await limiter?.close();

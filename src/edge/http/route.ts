@@ -11,6 +11,8 @@ export interface HttpResult {
   status: number;
   /** JSON-serialised when defined; undefined means an empty body. */
   body?: unknown;
+  /** A non-JSON body (e.g. the Prometheus text format) sent as is. */
+  raw?: { contentType: string; text: string };
   headers?: Record<string, string>;
 }
 

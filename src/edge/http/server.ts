@@ -13,6 +13,7 @@ import type { IdentityResolver } from '../auth/identity.js';
 import type { CorsPolicy } from './cors.js';
 import { clientKey, type RateLimiter } from '../../services/rate-limit.js';
 import type { Caller, HttpResult, RouteDef } from './route.js';
+import type { Metrics } from '../../observability/metrics.js';
 
 export const MAX_BODY_BYTES = 2 * 1024 * 1024;
 
@@ -26,6 +27,7 @@ export interface HttpDeps {
   trustedProxies: string[];
   /** JWT_SCOPE_CLAIMS configured: the signed scope wins and the header is ignored. */
   scopeFromToken: boolean;
+  metrics: Metrics;
 }
 
 /** What we read from uWS's request object, which is only valid until the handler first awaits. */
@@ -178,20 +180,24 @@ export class HttpServer {
     }
     if (state.aborted) return;
     const cors = this.deps.cors.actual({ origin: raw.headers.origin });
-    const body = result.body === undefined ? undefined : JSON.stringify(result.body);
+    const body = result.raw?.text ?? (result.body === undefined ? undefined : JSON.stringify(result.body));
+    const contentType = result.raw?.contentType ?? 'application/json';
     res.cork(() => {
       res.writeStatus(statusLine(result.status));
       res.writeHeader('X-Request-Id', reqId);
       for (const [k, v] of cors) res.writeHeader(k, v);
       for (const [k, v] of Object.entries(result.headers ?? {})) res.writeHeader(k, v);
       if (body !== undefined) {
-        res.writeHeader('Content-Type', 'application/json');
+        res.writeHeader('Content-Type', contentType);
         res.end(body);
       } else {
         res.end();
       }
     });
-    log.info({ method: def.method, route: def.path, status: result.status, ms: Math.round((performance.now() - started) * 10) / 10 }, 'request');
+    const seconds = (performance.now() - started) / 1000;
+    this.deps.metrics.httpRequests.inc({ method: def.method, route: def.path, status: String(result.status) });
+    this.deps.metrics.httpDuration.observe({ method: def.method, route: def.path }, seconds);
+    log.info({ method: def.method, route: def.path, status: result.status, ms: Math.round(seconds * 10000) / 10 }, 'request');
   }
 
   private errorResult(e: unknown, log: Logger): HttpResult {
@@ -223,6 +229,7 @@ export class HttpServer {
       const key = clientKey(caller?.userId ?? null, raw.peerIp, raw.headers['x-forwarded-for'], d.trustedProxies);
       const decision = await d.limiter.take(key);
       if (!decision.allowed) {
+        d.metrics.rateLimitRejections.inc({ transport: 'http' });
         throw new AppError(429, 'RATE_LIMIT_EXCEEDED', 'Too many requests. Please slow down.', { 'Retry-After': String(decision.retryAfterSecs) });
       }
     }

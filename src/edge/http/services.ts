@@ -11,6 +11,8 @@ export interface RouteServices {
   signUrl: UrlSigner;
   /** Users among `ids` that are online now; an empty set when presence is off. */
   online(ids: string[]): Promise<Set<string>>;
+  /** The Prometheus text exposition of this process's metrics. */
+  metricsText(): Promise<string>;
   /** Readiness checks by component name. */
   readiness(): Promise<Record<string, boolean>>;
 }

@@ -15,5 +15,9 @@ export function healthRoutes(s: RouteServices): RouteDef[] {
         return { status: ready ? 200 : 503, body: { status: ready ? 'ready' : 'not_ready', checks } };
       },
     }),
+    route({
+      method: 'GET', path: '/metrics', auth: 'none', summary: 'Prometheus metrics', exemptFromRateLimit: true,
+      handler: async () => ({ status: 200, raw: { contentType: 'text/plain; version=0.0.4; charset=utf-8', text: await s.metricsText() } }),
+    }),
   ];
 }
