@@ -1,8 +1,13 @@
 // Composition root: builds every component from the Config and wires them together.
 import { existsSync, readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
+import type { NatsConnection } from '@nats-io/transport-node';
 import type { Config } from './config/env.js';
-import { DirectGateway } from './actors/gateway.js';
+import { NatsGateway } from './actors/nats-gateway.js';
+import { Worker } from './actors/worker.js';
+import { connectNats } from './bus/nats.js';
+import { NatsEventPublisher } from './bus/nats-publisher.js';
+import { Subjects } from './bus/subjects.js';
 import { LocalEventBus } from './bus/local-bus.js';
 import { ensureDatabase, initOrm, migrate, type Orm } from './db/orm.js';
 import { AdminAuth } from './edge/auth/admin.js';
@@ -12,9 +17,11 @@ import { assertNativeUws } from './edge/http/native-check.js';
 import { HttpServer } from './edge/http/server.js';
 import type { RouteServices } from './edge/http/services.js';
 import { buildRoutes } from './edge/http/routes/index.js';
+import { healthRoutes } from './edge/http/routes/health.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
 import { Presence } from './services/presence.js';
+import { openStorage } from './services/storage.js';
 import { MemoryRateLimiter, RedisRateLimiter, type RateLimiter } from './services/rate-limit.js';
 
 // package.json sits one level up from src/ and two from dist/src/.
@@ -28,6 +35,9 @@ export interface RunningApp {
   orm: Orm;
   bus: LocalEventBus;
   log: Logger;
+  /** Present in the worker and all roles. */
+  worker: Worker | null;
+  nc: NatsConnection;
   close(): Promise<void>;
 }
 
@@ -53,35 +63,64 @@ export async function startApp(cfg: Config, log: Logger = createLogger(cfg.logLe
       : memory;
   }
 
+  const files = await openStorage(cfg, log);
   const metrics = createMetrics();
   const presence = redis ? new Presence(redis, `${cfg.namespace}:presence:`) : null;
+  const nc = await connectNats(cfg.natsUrl, `mtchat-${cfg.role}`, log);
+  const subjects = new Subjects(cfg.namespace);
+  // In-process observers (tests, and the edge of an `all` process) see events in publish order.
   const bus = new LocalEventBus();
-  const gateway = new DirectGateway(orm, bus, { persistOutbox: cfg.webhook !== null }, log);
+  const publisher = new NatsEventPublisher(nc, subjects, log, bus);
+
+  const isWorker = cfg.role !== 'edge';
+  const isEdge = cfg.role !== 'worker';
+  let worker: Worker | null = null;
+  if (isWorker) {
+    worker = new Worker(nc, subjects, orm, publisher, log, {
+      persistOutbox: cfg.webhook !== null, leaseTtlMs: cfg.leaseTtlMs, tickMs: cfg.leaseTickMs,
+      mailboxCapacity: cfg.mailboxCapacity, maxBatch: cfg.maxBatch,
+    });
+    await worker.start();
+  }
+  const gateway = new NatsGateway(nc, subjects, log, { deadlineMs: cfg.commandDeadlineMs });
   const services: RouteServices = {
     orm,
     gateway,
     version: VERSION,
-    signUrl: () => '',
+    storage: files.storage,
     online: presence ? (ids) => presence.online(ids) : async () => new Set(),
     metricsText: () => metrics.registry.metrics(),
-    readiness: async () => ({ postgres: await orm.isConnected() && (await pingDb(orm)) }),
+    readiness: async () => {
+      const required: Record<string, boolean> = {
+        postgres: await pingDb(orm),
+        nats: !nc.isClosed() && nc.info !== undefined,
+        ...(worker ? { partitions: worker.isReady() } : {}),
+      };
+      const optional: Record<string, boolean> = redis ? { redis: redis.status === 'ready' } : {};
+      return { ready: Object.values(required).every(Boolean), checks: { ...required, ...optional } };
+    },
   };
   const http = new HttpServer(
     {
       log, cors: new CorsPolicy(cfg), admin: new AdminAuth(cfg.adminApiToken), identity: new IdentityResolver(cfg),
       limiter, trustedProxies: cfg.trustedProxies, scopeFromToken: cfg.jwtScopeClaims !== null, metrics,
     },
-    buildRoutes(services),
+    // A worker serves only its probes and metrics; the API lives on the edges.
+    isEdge ? buildRoutes(services) : healthRoutes(services),
   );
   const port = await http.listen(cfg.host, cfg.port);
   log.info({ port, role: cfg.role, namespace: cfg.namespace, version: VERSION }, 'mtchat listening');
 
   return {
-    port, http, metrics, orm, bus, log,
+    port, http, metrics, orm, bus, log, worker, nc,
     async close() {
       await http.close();
+      // Answer every accepted command, then hand the partitions over at once.
+      await worker?.stop();
       await limiter?.close();
       redis?.disconnect();
+      await files.close();
+      await nc.drain().catch(() => undefined);
       await orm.close(true);
     },
   };

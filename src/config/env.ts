@@ -50,6 +50,22 @@ export const ConfigSchema = Type.Object({
 
   redisUrl: Type.Union([Type.String({ minLength: 1 }), Type.Null()]),
   natsUrl: Type.String({ minLength: 1 }),
+  leaseTtlMs: Int({ minimum: 500, maximum: 600_000 }),
+  leaseTickMs: Int({ minimum: 100, maximum: 60_000 }),
+  mailboxCapacity: Int({ minimum: 1 }),
+  maxBatch: Int({ minimum: 1, maximum: 10_000 }),
+  commandDeadlineMs: Int({ minimum: 100 }),
+
+  /** WebSocket edge (docs/protocol.md): a socket whose unsent output passes this is closed (4008). */
+  wsMaxBufferedBytes: Int({ minimum: 1024 }),
+  /** Largest client frame; bigger frames close the socket (1009). */
+  wsMaxPayloadBytes: Int({ minimum: 1024 }),
+  wsMaxConnectionsPerUser: Int({ minimum: 1 }),
+  /** Per-socket token bucket for client frames. */
+  wsRateLimitPerSec: Int({ minimum: 1 }),
+  wsRateLimitBurst: Int({ minimum: 1 }),
+  /** How long dialog_events rows stay resumable. */
+  eventRetentionSecs: Int({ minimum: 1 }),
 
   s3: Type.Union([
     Type.Object({
@@ -58,10 +74,16 @@ export const ConfigSchema = Type.Object({
     }),
     Type.Null(),
   ]),
+  /** Set when an in-process development S3 should be started (outside production, S3_ENDPOINT unset). */
+  devS3: Type.Union([Type.Object({ uploadExpirySecs: Int({ minimum: 1 }), downloadExpirySecs: Int({ minimum: 1 }) }), Type.Null()]),
 
   webhook: Type.Union([Type.Object({ url: Type.String(), secret: Type.String() }), Type.Null()]),
   webhookMaxRetries: Int({ minimum: 0, maximum: 100 }),
   webhookTimeoutSecs: Int({ minimum: 1, maximum: 600 }),
+  /** First retry delay; each further retry doubles it (1 s, 2 s, 4 s … in the original). */
+  webhookRetryBaseMs: Int({ minimum: 1, maximum: 3_600_000 }),
+  /** Replicas of the delivery streams (3 on a production JetStream cluster, see docs/delivery.md). */
+  jetstreamReplicas: Int({ minimum: 1, maximum: 5 }),
   notificationConcurrency: Int({ minimum: 1 }),
   notificationDelayMs: Int({ minimum: 0 }),
   archiveCron: Type.String(),
@@ -153,14 +175,18 @@ export function loadConfig(env: Env = process.env): Config {
   const s3Key = str(env, 'S3_ACCESS_KEY_ID');
   const s3Secret = str(env, 'S3_SECRET_ACCESS_KEY');
   const s3Bucket = str(env, 'S3_BUCKET');
+  const uploadExpirySecs = int(env, 'S3_PRESIGN_UPLOAD_EXPIRY', 300);
+  const downloadExpirySecs = int(env, 'S3_PRESIGN_DOWNLOAD_EXPIRY', 3600);
   const s3 = s3Endpoint && s3Region && s3Key && s3Secret && s3Bucket
     ? {
         endpoint: s3Endpoint, region: s3Region, accessKeyId: s3Key, secretAccessKey: s3Secret, bucket: s3Bucket,
-        publicEndpoint: str(env, 'S3_PUBLIC_ENDPOINT') ?? s3Endpoint,
-        uploadExpirySecs: int(env, 'S3_PRESIGN_UPLOAD_EXPIRY', 300),
-        downloadExpirySecs: int(env, 'S3_PRESIGN_DOWNLOAD_EXPIRY', 3600),
+        publicEndpoint: str(env, 'S3_PUBLIC_ENDPOINT') ?? s3Endpoint, uploadExpirySecs, downloadExpirySecs,
       }
     : null;
+  const devS3Wanted = bool(env, 'MTCHAT_DEV_S3', !production);
+  // A fake store in production would accept uploads and lose them at the next restart.
+  if (production && devS3Wanted) throw new ConfigError('MTCHAT_DEV_S3', 'must not be on in production');
+  const devS3 = devS3Wanted && s3Endpoint === undefined ? { uploadExpirySecs, downloadExpirySecs } : null;
 
   // An empty WEBHOOK_URL/SECRET counts as unset (the original then failed every delivery).
   const whUrl = str(env, 'WEBHOOK_URL');
@@ -222,10 +248,24 @@ export function loadConfig(env: Env = process.env): Config {
     trustedProxies: list(str(env, 'RATE_LIMIT_TRUSTED_PROXIES')),
     redisUrl: str(env, 'REDIS_URL') ?? null,
     natsUrl: str(env, 'NATS_URL') ?? '127.0.0.1:4222',
+    leaseTtlMs: int(env, 'MTCHAT_LEASE_TTL_MS', 6000),
+    leaseTickMs: int(env, 'MTCHAT_LEASE_TICK_MS', 1500),
+    mailboxCapacity: int(env, 'MTCHAT_MAILBOX_CAPACITY', 1000),
+    maxBatch: int(env, 'MTCHAT_MAX_BATCH', 64),
+    commandDeadlineMs: int(env, 'MTCHAT_COMMAND_DEADLINE_MS', 20000),
+    wsMaxBufferedBytes: int(env, 'WS_MAX_BUFFERED_BYTES', 1024 * 1024),
+    wsMaxPayloadBytes: int(env, 'WS_MAX_PAYLOAD_BYTES', 256 * 1024),
+    wsMaxConnectionsPerUser: int(env, 'WS_MAX_CONNECTIONS_PER_USER', 20),
+    wsRateLimitPerSec: int(env, 'WS_RATE_LIMIT_PER_SEC', 20),
+    wsRateLimitBurst: int(env, 'WS_RATE_LIMIT_BURST', 40),
+    eventRetentionSecs: int(env, 'EVENT_RETENTION_SECS', 604800),
     s3,
+    devS3,
     webhook: whUrl !== undefined && whSecret !== undefined ? { url: whUrl, secret: whSecret } : null,
     webhookMaxRetries: int(env, 'WEBHOOK_MAX_RETRIES', 3),
     webhookTimeoutSecs: int(env, 'WEBHOOK_TIMEOUT_SECS', 10),
+    webhookRetryBaseMs: int(env, 'WEBHOOK_RETRY_BASE_MS', 1000),
+    jetstreamReplicas: int(env, 'JETSTREAM_REPLICAS', 1),
     notificationConcurrency: int(env, 'NOTIFICATION_CONCURRENCY', 4),
     notificationDelayMs,
     archiveCron,
@@ -236,6 +276,10 @@ export function loadConfig(env: Env = process.env): Config {
   if (firstError) throw new ConfigError(variableFor(firstError.path), `is invalid: ${firstError.message}`);
   if (cfg.dbMinConnections > cfg.dbMaxConnections) {
     throw new ConfigError('DATABASE_MIN_CONNECTIONS', 'must not exceed DATABASE_MAX_CONNECTIONS');
+  }
+
+  if (cfg.leaseTickMs * 2 > cfg.leaseTtlMs) {
+    throw new ConfigError('MTCHAT_LEASE_TICK_MS', 'must be at most half of MTCHAT_LEASE_TTL_MS, so a lease is renewed before it expires');
   }
 
   if (production && !cfg.allowInsecure) {
@@ -251,13 +295,18 @@ export function loadConfig(env: Env = process.env): Config {
 
 // Maps a schema path back to the variable a person would have to fix.
 const VARIABLE_BY_FIELD: Record<string, string> = {
+  wsMaxBufferedBytes: 'WS_MAX_BUFFERED_BYTES', wsMaxPayloadBytes: 'WS_MAX_PAYLOAD_BYTES', wsMaxConnectionsPerUser: 'WS_MAX_CONNECTIONS_PER_USER',
+  wsRateLimitPerSec: 'WS_RATE_LIMIT_PER_SEC', wsRateLimitBurst: 'WS_RATE_LIMIT_BURST', eventRetentionSecs: 'EVENT_RETENTION_SECS',
   role: 'MTCHAT_ROLE', host: 'HOST', port: 'PORT', logLevel: 'LOG_LEVEL', namespace: 'MTCHAT_NAMESPACE',
   dbMaxConnections: 'DATABASE_MAX_CONNECTIONS', dbMinConnections: 'DATABASE_MIN_CONNECTIONS',
   dbAcquireTimeoutSecs: 'DATABASE_ACQUIRE_TIMEOUT_SECS', dbIdleTimeoutSecs: 'DATABASE_IDLE_TIMEOUT_SECS',
   dbMaxLifetimeSecs: 'DATABASE_MAX_LIFETIME_SECS', jwtLeewaySecs: 'JWT_LEEWAY_SECS', corsMaxAge: 'CORS_MAX_AGE',
   rateLimitRps: 'RATE_LIMIT_RPS', rateLimitBurst: 'RATE_LIMIT_BURST', webhookMaxRetries: 'WEBHOOK_MAX_RETRIES',
-  webhookTimeoutSecs: 'WEBHOOK_TIMEOUT_SECS', notificationConcurrency: 'NOTIFICATION_CONCURRENCY',
-  notificationDelayMs: 'NOTIFICATION_DELAY_MS', archiveAfterSecs: 'ARCHIVE_AFTER_SECS', s3: 'S3_PRESIGN_UPLOAD_EXPIRY / S3_PRESIGN_DOWNLOAD_EXPIRY',
+  webhookTimeoutSecs: 'WEBHOOK_TIMEOUT_SECS', webhookRetryBaseMs: 'WEBHOOK_RETRY_BASE_MS', jetstreamReplicas: 'JETSTREAM_REPLICAS',
+  notificationConcurrency: 'NOTIFICATION_CONCURRENCY',
+  notificationDelayMs: 'NOTIFICATION_DELAY_MS', leaseTtlMs: 'MTCHAT_LEASE_TTL_MS', leaseTickMs: 'MTCHAT_LEASE_TICK_MS',
+  mailboxCapacity: 'MTCHAT_MAILBOX_CAPACITY', maxBatch: 'MTCHAT_MAX_BATCH', commandDeadlineMs: 'MTCHAT_COMMAND_DEADLINE_MS', archiveAfterSecs: 'ARCHIVE_AFTER_SECS', s3: 'S3_PRESIGN_UPLOAD_EXPIRY / S3_PRESIGN_DOWNLOAD_EXPIRY',
+  devS3: 'S3_PRESIGN_UPLOAD_EXPIRY / S3_PRESIGN_DOWNLOAD_EXPIRY',
 };
 function variableFor(path: string): string {
   const field = path.split('/')[1] ?? path;

@@ -35,18 +35,33 @@ export function checkS3Key(key: string, dialogId: string): void {
 }
 
 export function checkAttachments(list: AttachmentInput[], dialogId: string): void {
+  checkAttachmentCount(list);
+  const seen = new Set<string>();
+  for (const a of list) checkAttachment(a, dialogId, seen);
+}
+
+export function checkAttachmentCount(list: AttachmentInput[]): void {
   // The docs promised TOO_MANY_ATTACHMENTS; status and message stay the original's.
   if (list.length > 10) throw new AppError(400, 'TOO_MANY_ATTACHMENTS', 'Maximum 10 attachments per message');
-  const seen = new Set<string>();
-  for (const a of list) {
-    checkS3Key(a.s3_key, dialogId);
-    if (!isAllowedMime(a.content_type)) throw badRequest(`File type '${a.content_type}' is not allowed`);
-    if (!Number.isInteger(a.size) || a.size < 1 || a.size > MAX_FILE_SIZE) throw badRequest('Invalid file size');
-    checkMaxLength('filename', a.filename, MAX_FILENAME);
-    checkMaxLength('content_type', a.content_type, MAX_CONTENT_TYPE);
-    if (seen.has(a.s3_key)) throw invalidInput('s3_key is used twice in this message');
-    seen.add(a.s3_key);
-  }
+}
+
+/** The stateless checks of one attachment; `seen` collects the keys of the ones before it. */
+export function checkAttachment(a: AttachmentInput, dialogId: string, seen: Set<string>): void {
+  checkS3Key(a.s3_key, dialogId);
+  if (!isAllowedMime(a.content_type)) throw badRequest(`File type '${a.content_type}' is not allowed`);
+  if (!Number.isInteger(a.size) || a.size < 1 || a.size > MAX_FILE_SIZE) throw badRequest('Invalid file size');
+  checkMaxLength('filename', a.filename, MAX_FILENAME);
+  checkMaxLength('content_type', a.content_type, MAX_CONTENT_TYPE);
+  if (seen.has(a.s3_key)) throw invalidInput('s3_key is used twice in this message');
+  seen.add(a.s3_key);
+}
+
+/** Presign: `<ext>` is what follows the last dot (the whole name without one), ASCII letters and digits only, ≤ 16, lower-case; else `bin`. */
+export function keyExtension(filename: string): string {
+  const dot = filename.lastIndexOf('.');
+  const raw = dot >= 0 ? filename.slice(dot + 1) : filename;
+  const ext = raw.replace(/[^A-Za-z0-9]/g, '').slice(0, 16).toLowerCase();
+  return ext === '' ? 'bin' : ext;
 }
 
 // Types a browser would render and run script from when opened inline.

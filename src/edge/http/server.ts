@@ -288,7 +288,8 @@ function safeDecode(s: string): string {
   }
 }
 
-function validate(schema: TSchema, value: unknown, status: number, code: 'BAD_REQUEST' | 'INVALID_INPUT', prefix: string): void {
+/** Also used by the WebSocket commands, whose errors must read exactly as the REST twin's. */
+export function validate(schema: TSchema, value: unknown, status: number, code: 'BAD_REQUEST' | 'INVALID_INPUT', prefix: string): void {
   const first = Value.Errors(schema, value).First();
   if (first) {
     const where = first.path ? ` at ${first.path.replace(/^\//, '').replace(/\//g, '.')}` : '';

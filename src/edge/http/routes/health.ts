@@ -10,8 +10,7 @@ export function healthRoutes(s: RouteServices): RouteDef[] {
     route({
       method: 'GET', path: '/health/ready', auth: 'none', summary: 'Readiness, with each dependency by name', exemptFromRateLimit: true,
       handler: async () => {
-        const checks = await s.readiness();
-        const ready = Object.values(checks).every(Boolean);
+        const { ready, checks } = await s.readiness();
         return { status: ready ? 200 : 503, body: { status: ready ? 'ready' : 'not_ready', checks } };
       },
     }),

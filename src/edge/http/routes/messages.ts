@@ -6,6 +6,8 @@ import { toDate } from '../../../domain/time.js';
 import { data, noContent, route, type RouteDef } from '../route.js';
 import { DialogIdParams, EditBody, ListMessagesQuery, MessageParams, SendBody } from '../schemas.js';
 import type { RouteServices } from '../services.js';
+import { checkAttachmentsStored } from '../attachment-check.js';
+import { downloadSigner } from '../../../services/storage.js';
 import { messageView, messageWithAttachmentsView } from '../views.js';
 
 export function messageRoutes(s: RouteServices): RouteDef[] {
@@ -14,7 +16,7 @@ export function messageRoutes(s: RouteServices): RouteDef[] {
     route({
       method: 'GET', path: base, auth: 'user', summary: 'List messages (latest, before, after or around a message)',
       params: DialogIdParams, query: ListMessagesQuery,
-      handler: async ({ caller, params, query }) => {
+      handler: async ({ caller, params, query, log }) => {
         const dialogId = params.dialog_id.toLowerCase();
         const em = s.orm.em.fork();
         const me = await readerState(em, dialogId, caller.userId);
@@ -40,8 +42,9 @@ export function messageRoutes(s: RouteServices): RouteDef[] {
           hasBefore = mode.kind === 'after' ? true : page.rows.length >= limit;
           hasAfter = mode.kind === 'after' ? page.rows.length >= limit : false;
         }
+        const sign = await downloadSigner(s.storage, atts, (key, e) => log.warn({ err: e, key }, 'presigning a download URL failed'));
         const result: Record<string, unknown> = {
-          messages: page.rows.map((m) => messageWithAttachmentsView(m, byMessage.get(m.id) ?? [], s.signUrl)),
+          messages: page.rows.map((m) => messageWithAttachmentsView(m, byMessage.get(m.id) ?? [], sign)),
         };
         if (mode.kind !== 'around') {
           const first = firstUnread(page.rows, me.last_read_message_id, me.read_sent_at);
@@ -54,13 +57,15 @@ export function messageRoutes(s: RouteServices): RouteDef[] {
     }),
     route({
       method: 'POST', path: base, auth: 'user', summary: 'Send a message', params: DialogIdParams, body: SendBody,
-      handler: async ({ caller, params, body }) => {
+      handler: async ({ caller, params, body, log }) => {
         const dialogId = params.dialog_id.toLowerCase();
+        await checkAttachmentsStored(s.orm.em.fork(), s.storage, dialogId, caller.userId, body.attachments ?? []);
         const sent = await s.gateway.execute('sendMessage', dialogId, {
           dialog_id: dialogId, user_id: caller.userId, content: body.content,
           reply_to: body.reply_to?.toLowerCase() ?? null, attachments: body.attachments ?? [], client_msg_id: body.client_msg_id ?? null,
         });
-        return data(messageWithAttachmentsView(sent.message, sent.attachments, s.signUrl));
+        const sign = await downloadSigner(s.storage, sent.attachments, (key, e) => log.warn({ err: e, key }, 'presigning a download URL failed'));
+        return data(messageWithAttachmentsView(sent.message, sent.attachments, sign));
       },
     }),
     route({

@@ -1,0 +1,195 @@
+// Serves the partitions this worker holds leases on. Each dialog is an actor in the simplest form:
+// its commands run strictly in arrival order (one partition queue, one batch at a time), and it
+// keeps no state between commands — everything reloads from PostgreSQL inside the batch's
+// transaction — so passivating an idle dialog costs nothing: only the pending-count entry of a
+// dialog with queued commands exists, and it goes away when its mailbox empties.
+import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
+import type { Logger } from 'pino';
+import type { Orm } from '../db/orm.js';
+import type { EventPublisher } from '../bus/local-bus.js';
+import { decodeJson, encodeJson } from '../bus/nats.js';
+import type { Subjects } from '../bus/subjects.js';
+import type { DomainEvent } from '../domain/events.js';
+import { partitionOf } from '../domain/partition.js';
+import { executeBatch, errorReply, type BatchOptions } from './batch.js';
+import { isCommandName, type CommandEnvelope, type CommandReply } from './registry.js';
+
+export interface PartitionOwnerOptions extends BatchOptions {
+  /** Commands waiting per dialog before it answers 503 OVERLOADED. */
+  mailboxCapacity?: number;
+  /** Commands per transaction (group commit). */
+  maxBatch?: number;
+}
+
+interface Pending {
+  env: CommandEnvelope;
+  msg: Msg;
+}
+
+interface PartitionState {
+  sub: Subscription;
+  queue: Pending[];
+  perDialog: Map<string, number>;
+  /** The drain loop while it runs: at most one batch of a partition is in flight. */
+  running: Promise<void> | null;
+  /** The previous tenure's last work, when the partition came back before it had drained. */
+  after: Promise<void>;
+}
+
+export const OVERLOADED_REPLY: CommandReply = {
+  ok: false,
+  error: { status: 503, code: 'OVERLOADED', message: 'Dialog is busy, retry later', headers: { 'Retry-After': '1' } },
+};
+
+const badRequest = (message: string): CommandReply => ({ ok: false, error: { status: 400, code: 'BAD_REQUEST', message } });
+
+/** Checks what arrived over the wire; answers the reason it is unusable, or null. */
+export function checkEnvelope(v: unknown, partition: number): string | null {
+  if (typeof v !== 'object' || v === null) return 'Malformed command';
+  const e = v as Record<string, unknown>;
+  if (!isCommandName(e.name)) return 'Unknown command';
+  if (typeof e.dialogId !== 'string' || e.dialogId === '') return 'Malformed command';
+  if (typeof e.requestId !== 'string' || e.requestId === '' || e.requestId.length > 255) return 'Malformed command';
+  if (typeof e.cmd !== 'object' || e.cmd === null) return 'Malformed command';
+  // Serving a dialog outside its partition would run it beside its real owner, out of order.
+  if (partitionOf(e.dialogId) !== partition) return 'Command sent to the wrong partition';
+  return null;
+}
+
+export class PartitionOwner {
+  readonly stats = { batches: 0, commands: 0, overloaded: 0, rejected: 0 };
+  private readonly parts = new Map<number, PartitionState>();
+  private readonly retiring = new Map<number, Promise<void>>();
+  private readonly capacity: number;
+  private readonly maxBatch: number;
+
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly subjects: Subjects,
+    private readonly orm: Orm,
+    private readonly publisher: EventPublisher,
+    private readonly log: Logger,
+    private readonly opts: PartitionOwnerOptions,
+  ) {
+    this.capacity = opts.mailboxCapacity ?? 1000;
+    this.maxBatch = opts.maxBatch ?? 64;
+  }
+
+  ownedPartitions(): number[] {
+    return [...this.parts.keys()].sort((a, b) => a - b);
+  }
+
+  serve(p: number): void {
+    if (this.parts.has(p)) return;
+    const after = this.retiring.get(p) ?? Promise.resolve();
+    const state: PartitionState = { sub: undefined as unknown as Subscription, queue: [], perDialog: new Map(), running: null, after };
+    // A queue group: if an old owner still listens during a handover, each command reaches one of them only.
+    state.sub = this.nc.subscribe(this.subjects.command(p), {
+      queue: 'owner',
+      callback: (err, msg) => {
+        if (!err) this.accept(p, state, msg);
+      },
+    });
+    this.parts.set(p, state);
+  }
+
+  /** Stops taking the partition's commands and resolves once every accepted one is answered. */
+  async release(p: number): Promise<void> {
+    const state = this.parts.get(p);
+    if (!state) return this.retiring.get(p);
+    // Forget it at once so a quick re-acquisition starts a fresh tenure (which waits for this one).
+    this.parts.delete(p);
+    const done = (async () => {
+      try {
+        await state.sub.drain();
+      } catch {
+        state.sub.unsubscribe(); // connection already closed: nothing more can arrive anyway
+      }
+      while (state.running) await state.running;
+    })();
+    this.retiring.set(p, done);
+    await done;
+    if (this.retiring.get(p) === done) this.retiring.delete(p);
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([...this.ownedPartitions().map((p) => this.release(p)), ...this.retiring.values()]);
+  }
+
+  private accept(p: number, state: PartitionState, msg: Msg): void {
+    let env: unknown;
+    try {
+      env = decodeJson(msg.data);
+    } catch {
+      env = undefined;
+    }
+    const problem = checkEnvelope(env, p);
+    if (problem) {
+      this.stats.rejected++;
+      const rid = (env as { requestId?: unknown } | undefined)?.requestId;
+      this.log.warn({ partition: p, requestId: typeof rid === 'string' ? rid.slice(0, 255) : undefined }, `command rejected: ${problem}`);
+      return this.respond(msg, badRequest(problem));
+    }
+    const e = env as CommandEnvelope;
+    const waiting = state.perDialog.get(e.dialogId) ?? 0;
+    if (waiting >= this.capacity) {
+      this.stats.overloaded++;
+      this.log.warn({ dialogId: e.dialogId, requestId: e.requestId }, 'dialog mailbox full');
+      return this.respond(msg, OVERLOADED_REPLY);
+    }
+    state.perDialog.set(e.dialogId, waiting + 1);
+    state.queue.push({ env: e, msg });
+    state.running ??= state.after
+      .then(() => this.drain(state))
+      .catch((err) => this.log.error({ err, partition: p }, 'partition drain failed'))
+      .finally(() => {
+        state.running = null;
+      });
+  }
+
+  private async drain(state: PartitionState): Promise<void> {
+    while (state.queue.length > 0) {
+      const batch = state.queue.splice(0, this.maxBatch);
+      const outcomes = await this.run(batch.map((b) => b.env));
+      this.stats.batches++;
+      batch.forEach((b, i) => {
+        const n = (state.perDialog.get(b.env.dialogId) ?? 1) - 1;
+        if (n > 0) state.perDialog.set(b.env.dialogId, n);
+        else state.perDialog.delete(b.env.dialogId);
+        const { reply, events } = outcomes[i];
+        if (reply.ok && events.length > 0) {
+          try {
+            this.publisher.publish(events);
+          } catch (err) {
+            this.log.warn({ err, requestId: b.env.requestId }, 'event publish failed');
+          }
+        }
+        this.respond(b.msg, reply);
+      });
+      this.stats.commands += batch.length;
+    }
+  }
+
+  /** One transaction for the batch; if the transaction itself fails, each command gets one of its own. */
+  private async run(envs: CommandEnvelope[]): Promise<{ reply: CommandReply; events: DomainEvent[] }[]> {
+    try {
+      const out = await executeBatch(this.orm, envs, this.opts, this.log);
+      return out.replies.map((reply, i) => ({ reply, events: out.events[i] }));
+    } catch (err) {
+      this.log.error({ err, requestIds: envs.map((e) => e.requestId) }, 'batch transaction failed');
+      if (envs.length === 1) return [{ reply: errorReply(err, this.log, envs[0].requestId), events: [] }];
+      const each: { reply: CommandReply; events: DomainEvent[] }[] = [];
+      // The command log makes re-running safe even if the failed commit did in fact land.
+      for (const env of envs) each.push(...(await this.run([env])));
+      return each;
+    }
+  }
+
+  private respond(msg: Msg, reply: CommandReply): void {
+    try {
+      msg.respond(encodeJson(reply));
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'command reply failed');
+    }
+  }
+}

@@ -1,0 +1,89 @@
+// One client socket: identity, wire format, the dialogs it is attached to, and the one place
+// that writes to it (so every write is followed by the buffered-bytes check).
+import type { WebSocket } from 'uWebSockets.js';
+import { Outgoing, type WireFormat } from './codec.js';
+import { TokenBucket } from './rate.js';
+
+/** Close codes (docs/protocol.md "Close codes"). */
+export const CLOSE = {
+  GOING_AWAY: [1001, 'server shutting down'],
+  TOO_BIG: [1009, 'message too big'],
+  TOKEN_EXPIRED: [4001, 'token expired'],
+  SLOW_CONSUMER: [4008, 'slow consumer'],
+  RATE_LIMITED: [4029, 'rate limit exceeded'],
+  INTERNAL: [1011, 'internal error'],
+} as const satisfies Record<string, readonly [number, string]>;
+export type CloseReason = (typeof CLOSE)[keyof typeof CLOSE];
+
+/** A dialog this socket receives, or is about to once its backlog is sent. */
+export interface Attachment {
+  dialogId: string;
+  /** Subscribed to the dialog's topic: live events flow. */
+  live: boolean;
+  /** Serialises backfill / resume work on this dialog for this socket. */
+  chain: Promise<void>;
+  /** First seq to send when the attachment goes live (backlog from the event log). */
+  from: number;
+  /** Resume requested: the backlog honours retention and may answer resync_required. */
+  resumed: boolean;
+  /** While the socket waits for its `resume` (connected with ?resume=1): released by it. */
+  held: { promise: Promise<void>; release: () => void } | null;
+}
+
+export interface UserData {
+  conn: Conn;
+}
+
+let nextId = 1;
+
+export class Conn {
+  readonly id = nextId++;
+  ws: WebSocket<UserData> | null = null;
+  closed = false;
+  /** Dialogs this socket is attached to (pending or live). */
+  readonly dialogs = new Map<string, Attachment>();
+  /** Seq of the participant.left that detached a dialog: the same event via the user subject is not repeated. */
+  readonly leftAt = new Map<string, number>();
+  /** Resolves once the user's dialogs are attached (or the socket closed first). */
+  ready: Promise<void> = Promise.resolve();
+  /** Per-dialog chains of client commands: one socket's commands on a dialog run in order. */
+  readonly commands = new Map<string, Promise<void>>();
+  readonly timers: NodeJS.Timeout[] = [];
+
+  constructor(
+    readonly userId: string,
+    readonly format: WireFormat,
+    /** Epoch ms after which the socket is closed (token expiry); null = never. */
+    readonly expiresAt: number | null,
+    /** Connected with ?resume=1: nothing goes live until the `resume` frame (or its wait ends). */
+    public holdForResume: boolean,
+    readonly bucket: TokenBucket,
+    private readonly maxBuffered: number,
+    private readonly onClose: (c: Conn, code: number) => void,
+  ) {}
+
+  /** Writes one frame; false when the socket is gone (or went over its buffer and was closed). */
+  send(out: Outgoing | Record<string, unknown>): boolean {
+    if (this.closed || !this.ws) return false;
+    const o = out instanceof Outgoing ? out : new Outgoing(out);
+    this.ws.send(o.bytes(this.format), this.format === 'msgpack');
+    return this.checkBuffered();
+  }
+
+  /** Closes the socket with 4008 once its unsent output passes the limit. */
+  checkBuffered(): boolean {
+    if (this.closed || !this.ws) return false;
+    if (this.ws.getBufferedAmount() > this.maxBuffered) {
+      this.close(CLOSE.SLOW_CONSUMER);
+      return false;
+    }
+    return true;
+  }
+
+  close([code, reason]: CloseReason): void {
+    if (this.closed || !this.ws) return;
+    this.onClose(this, code);
+    // uWS runs the close handler synchronously inside end().
+    this.ws.end(code, reason);
+  }
+}

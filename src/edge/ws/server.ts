@@ -1,0 +1,282 @@
+// The WebSocket endpoint (docs/protocol.md): upgrade checks, the socket's frames, and shutdown.
+// Delivery (which socket gets which event) lives in delivery.ts, commands in commands.ts.
+import uWS from 'uWebSockets.js';
+import type { HttpResponse, TemplatedApp, WebSocket } from 'uWebSockets.js';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { Logger } from 'pino';
+import type { CommandGateway } from '../../actors/gateway.js';
+import type { Subjects } from '../../bus/subjects.js';
+import type { Config } from '../../config/env.js';
+import type { Orm } from '../../db/orm.js';
+import { badRequest } from '../../domain/errors.js';
+import { newId } from '../../domain/ids.js';
+import type { Storage } from '../../services/storage.js';
+import type { IdentityResolver } from '../auth/identity.js';
+import type { CorsPolicy } from '../http/cors.js';
+import { decodeFrame, negotiate } from './codec.js';
+import { WsCommands, errorFrame, type CommandFrame } from './commands.js';
+import { CLOSE, Conn, type UserData } from './conn.js';
+import { Delivery } from './delivery.js';
+import { EventLog } from './event-log.js';
+import { FrameError, parseFrame, type ClientFrame } from './frames.js';
+import { STATUS_LINE, identify, wantsResumeHold, type Rejection } from './handshake.js';
+import { TokenBucket } from './rate.js';
+
+export const WS_PATH = '/api/v1/ws';
+/** Longest a ?resume=1 socket waits for its `resume` frame before going live anyway. */
+export const RESUME_WAIT_MS = 10_000;
+const MAX_TIMER_MS = 2 ** 31 - 1;
+const SWEEP_MS = 1000;
+
+/** Presence, counted per connection (connId is unique across edges). Optional: null = off. */
+export interface WsPresence {
+  connected(userId: string, connId: string): unknown;
+  disconnected(userId: string, connId: string): unknown;
+  refresh(userId: string, connId: string): unknown;
+}
+
+export type WsConfig = Pick<Config,
+  'wsMaxBufferedBytes' | 'wsMaxPayloadBytes' | 'wsMaxConnectionsPerUser' | 'wsRateLimitPerSec' | 'wsRateLimitBurst' | 'eventRetentionSecs' | 'jwtLeewaySecs'>;
+
+export interface WsEdgeDeps {
+  /** The HTTP server's uWS app (HttpServer#uws): the socket shares its listener. */
+  app: TemplatedApp;
+  cfg: WsConfig;
+  log: Logger;
+  identity: IdentityResolver;
+  cors: CorsPolicy;
+  gateway: CommandGateway;
+  orm: Orm;
+  nc: NatsConnection;
+  subjects: Subjects;
+  presence?: WsPresence | null;
+  /** Attachment storage, for the same send checks and download URLs as REST. */
+  storage?: Storage | null;
+  /** Defaults to /api/v1/ws. */
+  path?: string;
+  resumeWaitMs?: number;
+}
+
+export interface WsStats {
+  connections: number;
+  dialogFeeds: number;
+  userFeeds: number;
+  /** Server-initiated closes by close code. */
+  closedByServer: Record<number, number>;
+}
+
+export class WsEdge {
+  readonly edgeId = newId();
+  private readonly delivery: Delivery;
+  private readonly commands: WsCommands;
+  private readonly conns = new Set<Conn>();
+  /** Upgrades accepted but not yet open, per user (they count against the cap). */
+  private readonly opening = new Map<string, number>();
+  private readonly closedByServer: Record<number, number> = {};
+  private readonly sweep: NodeJS.Timeout;
+  private closing = false;
+
+  constructor(private readonly d: WsEdgeDeps) {
+    this.delivery = new Delivery({
+      app: d.app, nc: d.nc, subjects: d.subjects, eventLog: new EventLog(d.orm), log: d.log,
+      retentionSecs: d.cfg.eventRetentionSecs, topicPrefix: `${this.edgeId}:`,
+    });
+    this.commands = new WsCommands({ gateway: d.gateway, orm: d.orm, storage: d.storage ?? null, log: d.log });
+    const maxPayload = d.cfg.wsMaxPayloadBytes;
+    d.app.ws<UserData>(d.path ?? WS_PATH, {
+      // Frames up to twice the limit are read and refused with 1009; beyond that uWS cuts the
+      // connection itself (the client sees 1006) without buffering the frame.
+      maxPayloadLength: maxPayload * 2,
+      // uWS would silently drop frames past maxBackpressure; the edge closes at its own limit
+      // first, so this only bounds the overshoot of the last writes.
+      maxBackpressure: d.cfg.wsMaxBufferedBytes * 2 + maxPayload,
+      closeOnBackpressureLimit: 0,
+      idleTimeout: 0,
+      sendPingsAutomatically: false,
+      compression: uWS.DISABLED,
+      upgrade: (res, req, ctx) => this.upgrade(res, req, ctx),
+      open: (ws) => this.open(ws),
+      message: (ws, data, isBinary) => this.message(ws.getUserData().conn, data, isBinary),
+      close: (ws, code) => this.closed(ws.getUserData().conn, code),
+    });
+    // Topic fan-out can fill a buffer between two direct writes: look at every socket now and then.
+    this.sweep = setInterval(() => {
+      for (const c of [...this.conns]) c.checkBuffered();
+    }, SWEEP_MS);
+    this.sweep.unref();
+  }
+
+  stats(): WsStats {
+    return {
+      connections: this.conns.size, dialogFeeds: this.delivery.feeds.size, userFeeds: this.delivery.userFeeds.size,
+      closedByServer: { ...this.closedByServer },
+    };
+  }
+
+  /** Refuses new sockets, closes open ones with 1001 and drops every NATS subscription. */
+  async close(): Promise<void> {
+    this.closing = true;
+    clearInterval(this.sweep);
+    for (const c of [...this.conns]) c.close(CLOSE.GOING_AWAY);
+    this.delivery.close();
+  }
+
+  // ---- upgrade ----------------------------------------------------------------------------
+
+  private upgrade(res: HttpResponse, req: uWS.HttpRequest, ctx: uWS.us_socket_context_t): void {
+    // uWS's request object is valid only until this function returns.
+    const key = req.getHeader('sec-websocket-key');
+    const protocols = req.getHeader('sec-websocket-protocol');
+    const extensions = req.getHeader('sec-websocket-extensions');
+    const origin = req.getHeader('origin');
+    const query = req.getQuery() ?? '';
+    if (this.closing) return reject(res, { status: 503, message: 'Server is shutting down' });
+    if (!this.d.cors.originAllowed(origin || undefined)) return reject(res, { status: 403, message: 'Origin not allowed' });
+
+    const state = { aborted: false };
+    res.onAborted(() => {
+      state.aborted = true;
+    });
+    identify(this.d.identity, query, this.d.cfg.jwtLeewaySecs).then(
+      (who) => {
+        if (state.aborted) return;
+        if ('status' in who) return reject(res, who);
+        if (this.closing) return reject(res, { status: 503, message: 'Server is shutting down' });
+        const count = this.delivery.connectionsOf(who.userId) + (this.opening.get(who.userId) ?? 0);
+        if (count >= this.d.cfg.wsMaxConnectionsPerUser) return reject(res, { status: 429, message: 'Too many connections for this user' });
+        const { format, protocol } = negotiate(protocols);
+        const conn = new Conn(
+          who.userId, format, who.closeAt, wantsResumeHold(query),
+          new TokenBucket(this.d.cfg.wsRateLimitPerSec, this.d.cfg.wsRateLimitBurst), this.d.cfg.wsMaxBufferedBytes,
+          (c, code) => this.countServerClose(c, code),
+        );
+        this.opening.set(who.userId, (this.opening.get(who.userId) ?? 0) + 1);
+        res.cork(() => res.upgrade<UserData>({ conn }, key, protocol, extensions, ctx));
+      },
+      (e) => {
+        this.d.log.error({ err: e }, 'websocket authentication failed');
+        if (!state.aborted) reject(res, { status: 500, message: 'Internal server error' });
+      },
+    );
+  }
+
+  private countServerClose(_c: Conn, code: number): void {
+    this.closedByServer[code] = (this.closedByServer[code] ?? 0) + 1;
+  }
+
+  // ---- socket -----------------------------------------------------------------------------
+
+  private open(ws: WebSocket<UserData>): void {
+    const conn = ws.getUserData().conn;
+    const n = (this.opening.get(conn.userId) ?? 1) - 1;
+    if (n > 0) this.opening.set(conn.userId, n);
+    else this.opening.delete(conn.userId);
+    conn.ws = ws;
+    this.conns.add(conn);
+    // `connected` is always the first frame; everything else is queued behind it.
+    conn.send({ type: 'connected', employee_id: conn.userId });
+    this.d.log.debug({ userId: conn.userId, format: conn.format, conn: conn.id }, 'websocket open');
+    if (conn.expiresAt !== null) this.expireAt(conn, conn.expiresAt);
+    if (conn.holdForResume) {
+      const t = setTimeout(() => this.delivery.endHold(conn), this.d.resumeWaitMs ?? RESUME_WAIT_MS);
+      t.unref();
+      conn.timers.push(t);
+    }
+    this.delivery.add(conn);
+    this.presence('connected', conn);
+  }
+
+  private expireAt(conn: Conn, at: number): void {
+    const wait = at - Date.now();
+    if (wait <= 0) return conn.close(CLOSE.TOKEN_EXPIRED);
+    const t = setTimeout(() => this.expireAt(conn, at), Math.min(wait, MAX_TIMER_MS));
+    t.unref();
+    conn.timers.push(t);
+  }
+
+  private closed(conn: Conn, code: number): void {
+    conn.closed = true;
+    for (const t of conn.timers) clearTimeout(t);
+    this.conns.delete(conn);
+    this.delivery.remove(conn);
+    this.d.log.debug({ userId: conn.userId, conn: conn.id, code }, 'websocket closed');
+    this.presence('disconnected', conn);
+  }
+
+  private presence(what: 'connected' | 'disconnected' | 'refresh', conn: Conn): void {
+    const p = this.d.presence;
+    if (!p) return;
+    try {
+      Promise.resolve(p[what](conn.userId, `${this.edgeId}:${conn.id}`)).catch((e) => this.d.log.warn({ err: e }, `presence ${what} failed`));
+    } catch (e) {
+      this.d.log.warn({ err: e }, `presence ${what} failed`);
+    }
+  }
+
+  private message(conn: Conn, data: ArrayBuffer, isBinary: boolean): void {
+    if (conn.closed) return;
+    if (data.byteLength > this.d.cfg.wsMaxPayloadBytes) return conn.close(CLOSE.TOO_BIG);
+    if (!conn.bucket.take()) {
+      // Refused frames are not even decoded; a client that keeps going is cut off.
+      if (conn.bucket.strikes >= this.d.cfg.wsRateLimitBurst) return conn.close(CLOSE.RATE_LIMITED);
+      conn.send({ type: 'error', code: 'RATE_LIMIT_EXCEEDED', message: 'Too many requests. Please slow down.' });
+      return;
+    }
+    const decoded = decodeFrame(data, isBinary);
+    if (!decoded.ok) {
+      conn.send(errorFrame(badRequest(decoded.message)));
+      return;
+    }
+    let frame: ClientFrame;
+    try {
+      frame = parseFrame(decoded.value);
+    } catch (e) {
+      if (e instanceof FrameError) {
+        conn.send(errorFrame(e.error, e.id));
+        return;
+      }
+      throw e;
+    }
+    this.dispatch(conn, frame);
+  }
+
+  private dispatch(conn: Conn, f: ClientFrame): void {
+    switch (f.type) {
+      case 'ping':
+        conn.send({ type: 'pong' });
+        this.presence('refresh', conn);
+        return;
+      case 'ignored':
+        return;
+      case 'resume':
+        this.delivery.resume(conn, f.dialogs, f.id).catch((e) => {
+          this.d.log.error({ err: e, userId: conn.userId }, 'resume failed');
+          conn.close(CLOSE.INTERNAL);
+        });
+        return;
+      default:
+        this.runCommand(conn, f);
+    }
+  }
+
+  /** One socket's commands on one dialog run one after another, in the order they arrived. */
+  private runCommand(conn: Conn, f: CommandFrame): void {
+    const prev = conn.commands.get(f.dialogId) ?? Promise.resolve();
+    const next = prev.then(async () => {
+      const answer = await this.commands.run(conn.userId, f);
+      conn.send(answer);
+    });
+    conn.commands.set(f.dialogId, next);
+    void next.finally(() => {
+      if (conn.commands.get(f.dialogId) === next) conn.commands.delete(f.dialogId);
+    });
+  }
+}
+
+function reject(res: HttpResponse, r: Rejection): void {
+  res.cork(() => {
+    res.writeStatus(STATUS_LINE[r.status] ?? String(r.status));
+    res.writeHeader('Content-Type', 'text/plain; charset=utf-8');
+    res.end(r.message);
+  });
+}
