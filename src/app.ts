@@ -5,6 +5,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import type { Config } from './config/env.js';
 import { NatsGateway } from './actors/nats-gateway.js';
 import { Worker } from './actors/worker.js';
+import { startDelivery, type Delivery } from './delivery/index.js';
 import { connectNats } from './bus/nats.js';
 import { NatsEventPublisher } from './bus/nats-publisher.js';
 import { Subjects } from './bus/subjects.js';
@@ -82,6 +83,10 @@ export async function startApp(cfg: Config, log: Logger = createLogger(cfg.logLe
     });
     await worker.start();
   }
+  const w = worker;
+  const delivery: Delivery | null = w
+    ? await startDelivery({ cfg, orm, nc, log, publisher, ownedPartitions: () => w.ownedPartitions() })
+    : null;
   const gateway = new NatsGateway(nc, subjects, log, { deadlineMs: cfg.commandDeadlineMs });
   const services: RouteServices = {
     orm,
@@ -95,6 +100,7 @@ export async function startApp(cfg: Config, log: Logger = createLogger(cfg.logLe
         postgres: await pingDb(orm),
         nats: !nc.isClosed() && nc.info !== undefined,
         ...(worker ? { partitions: worker.isReady() } : {}),
+        ...(delivery ? { jetstream: await delivery.ready() } : {}),
       };
       const optional: Record<string, boolean> = redis ? { redis: redis.status === 'ready' } : {};
       return { ready: Object.values(required).every(Boolean), checks: { ...required, ...optional } };
@@ -115,6 +121,7 @@ export async function startApp(cfg: Config, log: Logger = createLogger(cfg.logLe
     port, http, metrics, orm, bus, log, worker, nc,
     async close() {
       await http.close();
+      await delivery?.stop();
       // Answer every accepted command, then hand the partitions over at once.
       await worker?.stop();
       await limiter?.close();

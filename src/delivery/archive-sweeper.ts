@@ -8,6 +8,8 @@ import type { EventPublisher } from '../bus/local-bus.js';
 import type { Orm } from '../db/orm.js';
 import type { DomainEvent } from '../domain/events.js';
 
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 export interface ArchiveSweeperOptions {
   cron: string;
   afterSecs: number;
@@ -71,6 +73,17 @@ export class ArchiveSweeper {
   private scheduleNext(): void {
     if (this.stopped) return;
     const next = CronExpressionParser.parse(this.opts.cron, { currentDate: new Date() }).next().toDate();
+    this.waitUntil(next);
+  }
+
+  // setTimeout overflows past ~24.8 days (and then fires at once), so far-off runs wait in steps.
+  private waitUntil(next: Date): void {
+    const delay = Math.max(0, next.getTime() - Date.now());
+    if (delay > MAX_TIMER_MS) {
+      this.timer = setTimeout(() => this.waitUntil(next), MAX_TIMER_MS);
+      this.timer.unref();
+      return;
+    }
     this.timer = setTimeout(() => {
       this.timer = null;
       this.running = this.sweepOnce()
@@ -79,7 +92,7 @@ export class ArchiveSweeper {
           this.running = null;
           this.scheduleNext(); // never two sweeps at once: the next run is planned after this one
         });
-    }, Math.max(0, next.getTime() - Date.now()));
+    }, delay);
     this.timer.unref();
   }
 

@@ -1,6 +1,6 @@
 // Dead letters of webhook delivery: listing and replay (used by scripts/dlq.ts and tests).
 import type { NatsConnection } from '@nats-io/transport-node';
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { JetStreamApiCodes, JetStreamApiError, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { newId } from '../domain/ids.js';
 import { deliveryNames } from './streams.js';
 
@@ -21,8 +21,13 @@ export interface DeadLetter {
 export async function listDeadLetters(nc: NatsConnection, ns: string): Promise<DeadLetter[]> {
   const jsm = await jetstreamManager(nc);
   const n = deliveryNames(ns);
-  const info = await jsm.streams.info(n.dlqStream);
+  const info = await jsm.streams.info(n.dlqStream).catch((e: unknown) => {
+    // No stream yet: webhooks never ran in this namespace, so there is nothing dead either.
+    if (e instanceof JetStreamApiError && e.code === JetStreamApiCodes.StreamNotFound) return null;
+    throw e;
+  });
   const out: DeadLetter[] = [];
+  if (!info) return out;
   if (info.state.messages === 0) return out;
   for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) {
     const sm = await jsm.streams.getMessage(n.dlqStream, { seq }).catch(() => null);

@@ -57,7 +57,7 @@ export async function startDelivery(deps: DeliveryDeps): Promise<Delivery> {
 
     const sender = new WebhookSender(js, names, {
       url: cfg.webhook.url, secret: cfg.webhook.secret, timeoutMs, maxRetries: cfg.webhookMaxRetries,
-      retryBaseMs: cfg.webhookRetryBaseMs, maxRetryDelayMs: Math.max(cfg.webhookRetryBaseMs, 3_600_000), ackWaitMs,
+      retryBaseMs: cfg.webhookRetryBaseMs, maxRetryDelayMs: Math.max(cfg.webhookRetryBaseMs, 3_600_000), ackWaitMs, maxConcurrent: 64,
     }, log.child({ part: 'webhooks' }));
     await sender.start();
     stops.push(() => sender.stop());

@@ -94,7 +94,7 @@ export class Notifier {
       n = m.json<NotifyPayload>();
     } catch {
       this.log.error({ seq: m.seq }, 'unreadable notification entry dropped');
-      m.term('unreadable');
+      m.term(); // no reason: NATS 2.9 does not parse "+TERM reason" and leaves the message pending
       return;
     }
     const sentAt = uuidV7Millis(n.message_id) ?? m.time.getTime();
@@ -110,7 +110,7 @@ export class Notifier {
       const attempt = m.info.deliveryCount;
       if (attempt >= this.opts.maxAttempts) {
         this.log.error({ err: (e as Error).message, message_id: n.message_id, attempt }, 'notification check failed; giving up');
-        m.term('failed');
+        m.term();
         return;
       }
       const delay = Math.min(60_000, 500 * 2 ** Math.min(attempt - 1, 10));

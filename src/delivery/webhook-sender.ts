@@ -24,6 +24,8 @@ export interface WebhookSenderOptions {
   maxRetryDelayMs: number;
   /** The consumer's ack_wait: waiting and in-flight messages are extended before it runs out. */
   ackWaitMs: number;
+  /** Requests in flight at once from this worker (across dialogs). */
+  maxConcurrent: number;
 }
 
 export type AttemptOutcome =
@@ -55,6 +57,8 @@ export class WebhookSender {
   private readonly inflight = new Set<AbortController>();
   private keepAlive: NodeJS.Timeout | null = null;
   private stopping = false;
+  private active = 0;
+  private readonly slotWaiters: (() => void)[] = [];
 
   constructor(
     private readonly js: JetStreamClient,
@@ -115,7 +119,13 @@ export class WebhookSender {
       await this.deadLetter(m, 'body is not a JSON envelope', attempt);
       return;
     }
-    const outcome = await this.attempt(m.data, env);
+    await this.acquireSlot();
+    let outcome: AttemptOutcome | null;
+    try {
+      outcome = this.stopping ? null : await this.attempt(m.data, env);
+    } finally {
+      this.releaseSlot();
+    }
     if (outcome === null) {
       m.nak(); // interrupted by stop(): not the receiver's fault
       return;
@@ -133,6 +143,20 @@ export class WebhookSender {
     }
     this.log.warn({ id: env.id, attempt, err: outcome.error }, 'webhook dead-lettered');
     await this.deadLetter(m, outcome.error, attempt, env);
+  }
+
+  private async acquireSlot(): Promise<void> {
+    if (this.active < this.opts.maxConcurrent) {
+      this.active++;
+      return;
+    }
+    await new Promise<void>((resolve) => this.slotWaiters.push(resolve));
+  }
+
+  private releaseSlot(): void {
+    const next = this.slotWaiters.shift();
+    if (next) next(); // the slot passes on directly
+    else this.active--;
   }
 
   /** One POST. Null when aborted by stop(). */
@@ -179,7 +203,8 @@ export class WebhookSender {
     try {
       // Keyed by the stream sequence: a crash between this publish and term() does not double it.
       await this.js.publish(this.names.dlqWebhooks, m.data, { headers: h, msgID: `${this.names.webhooksStream}:${m.seq}` });
-      m.term(oneLine(error));
+      // No reason argument: NATS 2.9 does not parse "+TERM <reason>" and would keep the message pending.
+      m.term();
     } catch (e) {
       this.log.error({ err: (e as Error).message }, 'could not dead-letter a webhook; will retry');
       m.nak(this.opts.retryBaseMs);

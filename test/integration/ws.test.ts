@@ -26,7 +26,15 @@ const gateway = new NatsGateway(nc, subjects, log, { deadlineMs: cfg.commandDead
 const common = { app: srv.app.http.uws, log, cors: new CorsPolicy(cfg), gateway, orm: srv.app.orm, nc, subjects };
 const edge = new WsEdge({ ...common, cfg, identity: new IdentityResolver(cfg) });
 const jwtCfg = loadConfig({ ...baseEnv, JWT_AUTH_ENABLED: 'true', JWT_SECRET: SECRET, JWT_LEEWAY_SECS: '0' });
-const jwtEdge = new WsEdge({ ...common, cfg: jwtCfg, identity: new IdentityResolver(jwtCfg), path: '/api/v1/ws-jwt' });
+const presenceCalls: string[][] = [];
+const recorder = {
+  connected: (u: string, c: string) => presenceCalls.push(['connected', u, c]),
+  disconnected: (u: string, c: string) => presenceCalls.push(['disconnected', u, c]),
+  refresh: (u: string, c: string) => presenceCalls.push(['refresh', u, c]),
+};
+const jwtEdge = new WsEdge({ ...common, cfg: jwtCfg, identity: new IdentityResolver(jwtCfg), path: '/api/v1/ws-jwt', resumeWaitMs: 300, presence: recorder });
+const tokenFor = (sub: string, exp: number | string = '1h') =>
+  new SignJWT({ sub }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime(exp).sign(new TextEncoder().encode(SECRET));
 
 const sockets: TestSocket[] = [];
 t.teardown(async () => {
@@ -95,6 +103,14 @@ t.test('upgrade refusals happen before the upgrade, as plain text', async (t) =>
   const s = await TestSocket.connect(base, { path: jwtPath, query: { token: good, user_id: 'someone-else' } });
   sockets.push(s);
   t.same(s.frames[0], { type: 'connected', employee_id: 'j1' }, 'the user comes from the token claim');
+
+  // Frames sent before `connected` arrives are answered after it.
+  const eager = await TestSocket.open(base, { query: { user_id: 'eager' } });
+  sockets.push(eager);
+  eager.send({ type: 'ping' });
+  eager.send({ type: 'nope' });
+  await eager.waitFor((f) => f.type === 'error');
+  t.same(eager.frames.map((f) => f.type), ['connected', 'pong', 'error'], 'connected is always the first frame');
 
   // Per-user cap (3 in this test's configuration), counted per edge.
   const capped = [await open('cap'), await open('cap'), await open('cap', { msgpack: true })];
@@ -387,8 +403,8 @@ t.test('hostile clients never disturb a healthy one', async (t) => {
   const S = await dialog(['slow']);
   const row = (seq: number) => JSON.stringify({ type: 'message.read', dialog_id: S, user_id: 'x'.repeat(8000), last_read_message_id: randomUUID(), seq });
   await srv.sql(`INSERT INTO dialog_events (dialog_id, seq, payload, created_at)
-    SELECT $1, g, $2::jsonb, now() FROM generate_series(2, 1501) g`, [S, row(0)]);
-  await srv.sql('UPDATE dialogs SET last_seq = 1501 WHERE id = $1', [S]);
+    SELECT $1, g, $2::jsonb, now() FROM generate_series(2, 3001) g`, [S, row(0)]);
+  await srv.sql('UPDATE dialogs SET last_seq = 3001 WHERE id = $1', [S]);
   const before = edge.stats().closedByServer[4008] ?? 0;
   const slow = await open('slow', { resume: true });
   (slow.ws as unknown as { _socket: { pause(): void; resume(): void } })._socket.pause();
@@ -396,8 +412,63 @@ t.test('hostile clients never disturb a healthy one', async (t) => {
   for (let i = 0; i < 200 && (edge.stats().closedByServer[4008] ?? 0) === before; i++) await new Promise((r) => setTimeout(r, 50));
   (slow.ws as unknown as { _socket: { resume(): void } })._socket.resume();
   t.same(await slow.closed, { code: 4008, reason: 'slow consumer' }, 'a client that does not read is closed');
-  t.ok(slow.frames.length < 1500, `it got only part of the backlog (${slow.frames.length} frames)`);
+  t.ok(slow.frames.length < 3000, `it got only part of the backlog (${slow.frames.length} frames)`);
   await stillReceives('a slow consumer');
+});
+
+t.test('a lost NATS message is filled from the event log, in order', async (t) => {
+  const G = await dialog(['ga', 'gb']);
+  const ga = await open('ga');
+  const gm = await open('gb', { msgpack: true });
+  await send('gb', G, 'g1');
+  await waitMsg(ga, 'g1');
+  // An event committed and logged whose NATS message never arrived.
+  const seq = Number((await srv.sql('UPDATE dialogs SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq', [G])).rows[0].last_seq);
+  const lost = { type: 'message.read', dialog_id: G, user_id: 'gb', last_read_message_id: randomUUID() };
+  await srv.sql('INSERT INTO dialog_events (dialog_id, seq, payload, created_at) VALUES ($1, $2, $3, now())', [G, seq, JSON.stringify(lost)]);
+  await send('gb', G, 'g2');
+  await waitMsg(ga, 'g2');
+  await waitMsg(gm, 'g2');
+  for (const s of [ga, gm]) {
+    t.same(s.ofDialog(G).slice(-3).map((f) => [f.type, f.seq]), [['message.new', seq - 1], ['message.read', seq], ['message.new', seq + 1]]);
+    t.same(s.ofDialog(G).at(-2), { ...lost, seq });
+  }
+});
+
+t.test('deleting a dialog tells its participants and stops its delivery', async (t) => {
+  const X = await dialog(['xa', 'xb']);
+  const xa = await open('xa');
+  t.equal((await api('DELETE', `/api/v1/management/dialogs/${X}`)).status, 204);
+  const left = await xa.waitFor((f) => f.type === 'participant.left');
+  t.same(left, { type: 'participant.left', dialog_id: X, user_id: 'xa' }, 'per-user event: no seq');
+  t.equal(xa.frames.filter((f) => f.type === 'participant.left').length, 1);
+});
+
+t.test('a ?resume=1 socket that never sends resume goes live after the wait, missing nothing', async (t) => {
+  const HD = await dialog(['hold']);
+  const s = await TestSocket.connect(base, { path: '/api/v1/ws-jwt', query: { token: await tokenFor('hold'), resume: '1' } });
+  sockets.push(s);
+  await send('hold', HD, 'while held');
+  t.match(await waitMsg(s, 'while held'), { dialog_id: HD, seq: 2 });
+  await send('hold', HD, 'live');
+  await waitMsg(s, 'live');
+  t.same(s.ofDialog(HD).map((f) => f.seq), [2, 3]);
+});
+
+t.test('presence hears of each connection: open, ping, close', async (t) => {
+  const first = await TestSocket.connect(base, { path: '/api/v1/ws-jwt', query: { token: await tokenFor('pres') } });
+  const second = await TestSocket.connect(base, { path: '/api/v1/ws-jwt', query: { token: await tokenFor('pres') } });
+  first.send({ type: 'ping' });
+  await first.waitFor((f) => f.type === 'pong');
+  first.close();
+  await first.closed;
+  const mine = presenceCalls.filter((c) => c[1] === 'pres');
+  t.same(mine.map((c) => c[0]), ['connected', 'connected', 'refresh', 'disconnected']);
+  t.not(mine[0][2], mine[1][2], 'each connection has its own id');
+  t.equal(mine[2][2], mine[0][2]);
+  t.equal(mine[3][2], mine[0][2], 'the closed connection is the one reported');
+  second.close();
+  await second.closed;
 });
 
 t.test('a socket closes when its token expires', async (t) => {

@@ -24,6 +24,8 @@ export interface Attachment {
   chain: Promise<void>;
   /** First seq to send when the attachment goes live (backlog from the event log). */
   from: number;
+  /** A seq known to be committed when the attachment was asked for (never a client's claim). */
+  committed: number;
   /** Resume requested: the backlog honours retention and may answer resync_required. */
   resumed: boolean;
   /** While the socket waits for its `resume` (connected with ?resume=1): released by it. */
@@ -49,6 +51,9 @@ export class Conn {
   /** Per-dialog chains of client commands: one socket's commands on a dialog run in order. */
   readonly commands = new Map<string, Promise<void>>();
   readonly timers: NodeJS.Timeout[] = [];
+  /** `connected` has been sent; until then the socket's own frames wait their turn. */
+  private greeted = false;
+  private waiting: (() => void)[] = [];
 
   constructor(
     readonly userId: string,
@@ -59,8 +64,28 @@ export class Conn {
     public holdForResume: boolean,
     readonly bucket: TokenBucket,
     private readonly maxBuffered: number,
-    private readonly onClose: (c: Conn, code: number) => void,
+    /** Told of every close the server initiates (stats). */
+    private readonly onServerClose: (c: Conn, code: number) => void,
   ) {}
+
+  /**
+   * Sends `connected`, which is sent once the user's dialogs are known: every event committed after
+   * it reaches the socket. Work queued by afterGreeting runs right after, in order.
+   */
+  greet(): void {
+    if (this.greeted || this.closed) return;
+    this.greeted = true;
+    this.send({ type: 'connected', employee_id: this.userId });
+    const w = this.waiting;
+    this.waiting = [];
+    for (const fn of w) fn();
+  }
+
+  /** Runs fn now, or after `connected` if that has not been sent yet (it is always the first frame). */
+  afterGreeting(fn: () => void): void {
+    if (this.greeted) fn();
+    else this.waiting.push(fn);
+  }
 
   /** Writes one frame; false when the socket is gone (or went over its buffer and was closed). */
   send(out: Outgoing | Record<string, unknown>): boolean {
@@ -82,7 +107,7 @@ export class Conn {
 
   close([code, reason]: CloseReason): void {
     if (this.closed || !this.ws) return;
-    this.onClose(this, code);
+    this.onServerClose(this, code);
     // uWS runs the close handler synchronously inside end().
     this.ws.end(code, reason);
   }

@@ -30,6 +30,8 @@ export interface DeliveryDeps {
 interface AttachRequest {
   dialogId: string;
   from: number;
+  /** Known committed (from the database, not the client). */
+  committed: number;
   resumed?: boolean;
 }
 
@@ -62,7 +64,7 @@ export class Delivery implements DialogFeedHost, UserFeedHost {
 
   // ---- socket lifecycle -------------------------------------------------------------------
 
-  /** A socket opened (`connected` already sent): attach every dialog of its user. */
+  /** A socket opened: greet it and attach every dialog of its user. */
   add(conn: Conn): void {
     let set = this.users.get(conn.userId);
     if (!set) this.users.set(conn.userId, (set = new Set()));
@@ -75,8 +77,10 @@ export class Delivery implements DialogFeedHost, UserFeedHost {
     await this.userFeeds.acquire(conn.userId);
     const dialogs = await this.d.eventLog.userDialogs(conn.userId);
     if (conn.closed) return;
-    // The snapshot's last_seq is where this socket's view starts; anything later is backfilled.
-    this.attach(conn, dialogs.map((x) => ({ dialogId: x.dialogId, from: x.lastSeq + 1 })));
+    // The snapshot's last_seq is where this socket's view starts; anything later is backfilled,
+    // so every event committed after `connected` reaches the socket.
+    conn.greet();
+    this.attach(conn, dialogs.map((x) => ({ dialogId: x.dialogId, from: x.lastSeq + 1, committed: x.lastSeq })));
   }
 
   remove(conn: Conn): void {
@@ -110,7 +114,7 @@ export class Delivery implements DialogFeedHost, UserFeedHost {
     const feeds = this.feeds.acquire(fresh.map((r) => r.dialogId));
     return fresh.map((r, i) => {
       const a: Attachment = {
-        dialogId: r.dialogId, live: false, from: r.from, resumed: r.resumed ?? false,
+        dialogId: r.dialogId, live: false, from: r.from, committed: r.committed, resumed: r.resumed ?? false,
         held: conn.holdForResume && !r.resumed ? deferred() : null, chain: Promise.resolve(),
       };
       conn.dialogs.set(r.dialogId, a);
@@ -127,6 +131,11 @@ export class Delivery implements DialogFeedHost, UserFeedHost {
 
   /** Sends the log from a.from up to the feed's lastSeq, then goes live in the same tick. */
   private async catchUp(conn: Conn, a: Attachment, feed: DialogFeed): Promise<void> {
+    if (!this.current(conn, a)) return;
+    // A feed whose NATS messages lag behind what this socket must start after is filled from the
+    // log first; otherwise the socket would go live too early and see events before its start.
+    const target = Math.min(a.from - 1, a.committed);
+    // MUTANT
     let next = a.from;
     let first = true;
     for (;;) {
@@ -195,19 +204,20 @@ export class Delivery implements DialogFeedHost, UserFeedHost {
     await conn.ready;
     if (conn.closed) return;
     const ids = [...dialogs.keys()];
-    const joined = ids.length > 0 ? await this.d.eventLog.joinedSeqs(conn.userId, ids) : new Map<string, number>();
+    const joined = ids.length > 0 ? await this.d.eventLog.joinedSeqs(conn.userId, ids) : new Map<string, { joinedSeq: number; lastSeq: number }>();
     if (conn.closed) return;
     const waits: Promise<void>[] = [];
     const fresh: AttachRequest[] = [];
     for (const [dialogId, lastSeen] of dialogs) {
-      const joinedSeq = joined.get(dialogId);
-      if (joinedSeq === undefined) continue; // not a participant: nothing of it is sent
-      const from = Math.max(lastSeen + 1, joinedSeq);
+      const j = joined.get(dialogId);
+      if (j === undefined) continue; // not a participant: nothing of it is sent
+      const from = Math.max(lastSeen + 1, j.joinedSeq);
       const a = conn.dialogs.get(dialogId);
       if (!a) {
-        fresh.push({ dialogId, from, resumed: true });
+        fresh.push({ dialogId, from, committed: j.lastSeq, resumed: true });
       } else if (a.held) {
         a.from = from;
+        a.committed = Math.max(a.committed, j.lastSeq);
         a.resumed = true;
         const h = a.held;
         a.held = null;
@@ -220,6 +230,7 @@ export class Delivery implements DialogFeedHost, UserFeedHost {
           if (!this.current(conn, a) || !feed) return;
           this.goPending(conn, a);
           a.from = from;
+          a.committed = Math.max(a.committed, j.lastSeq);
           a.resumed = true;
           await this.catchUp(conn, a, feed);
         }).catch((e) => this.fail(conn, e, 'resume failed'));
@@ -250,7 +261,8 @@ export class Delivery implements DialogFeedHost, UserFeedHost {
       const topic = this.topic(feed.dialogId, f);
       if (this.d.app.numSubscribers(topic) > 0) this.d.app.publish(topic, out.bytes(f), f === 'msgpack');
     }
-    for (const c of [...feed.live]) c.checkBuffered();
+    // (Deleting from a Set while iterating it is safe: a closed socket leaves feed.live.)
+    for (const c of feed.live) c.checkBuffered();
   }
 
   async onUserMessage(userId: string, m: UserMessage): Promise<void> {
@@ -261,12 +273,12 @@ export class Delivery implements DialogFeedHost, UserFeedHost {
       const dialogId = m.dialog_id;
       if (![...conns].some((c) => !c.dialogs.has(dialogId))) return;
       // Backfill from the join point: the joiner misses nothing of what it may see.
-      const from = (await this.d.eventLog.joinedSeqs(userId, [dialogId])).get(dialogId);
-      if (from === undefined) return; // already gone again; its participant.left follows
+      const j = (await this.d.eventLog.joinedSeqs(userId, [dialogId])).get(dialogId);
+      if (j === undefined) return; // already gone again; its participant.left follows
       for (const c of this.users.get(userId) ?? []) {
         if (c.closed || c.dialogs.has(dialogId)) continue;
         c.leftAt.delete(dialogId);
-        this.attach(c, [{ dialogId, from }]);
+        this.attach(c, [{ dialogId, from: j.joinedSeq, committed: j.joinedSeq - 1 }]);
       }
       return;
     }

@@ -34,13 +34,14 @@ export class EventLog {
     return new Map(rows.map((r) => [r.id as string, Number(r.last_seq)]));
   }
 
-  /** First seq the user may see, per dialog the user is a participant of (others are absent). */
-  async joinedSeqs(userId: string, dialogIds: string[]): Promise<Map<string, number>> {
+  /** Per dialog the user is a participant of: the first seq it may see and the dialog's last seq. */
+  async joinedSeqs(userId: string, dialogIds: string[]): Promise<Map<string, { joinedSeq: number; lastSeq: number }>> {
     const rows = await this.run(
-      `SELECT dialog_id, joined_seq FROM dialog_participants WHERE user_id = ? AND dialog_id IN ${UUID_LIST}`,
+      `SELECT p.dialog_id, p.joined_seq, d.last_seq FROM dialog_participants p JOIN dialogs d ON d.id = p.dialog_id
+        WHERE p.user_id = ? AND p.dialog_id IN ${UUID_LIST}`,
       [userId, json(dialogIds)],
     );
-    return new Map(rows.map((r) => [r.dialog_id as string, Number(r.joined_seq)]));
+    return new Map(rows.map((r) => [r.dialog_id as string, { joinedSeq: Number(r.joined_seq), lastSeq: Number(r.last_seq) }]));
   }
 
   /**

@@ -112,6 +112,18 @@ export class DialogFeeds {
     }
   }
 
+  /**
+   * Brings the feed up to `seq` (known committed) from the log if its NATS messages have not
+   * arrived yet; live sockets get the filled events in order, later duplicates are dropped.
+   */
+  syncTo(feed: DialogFeed, seq: number): Promise<void> {
+    const step = feed.chain.then(async () => {
+      if (!feed.disposed && feed.lastSeq < seq) await this.fill(feed, seq);
+    });
+    feed.chain = step.catch((e) => this.log.error({ err: e, dialogId: feed.dialogId }, 'dialog feed failed'));
+    return step;
+  }
+
   private async init(feeds: DialogFeed[]): Promise<void> {
     for (let attempt = 0; ; attempt++) {
       try {

@@ -70,8 +70,6 @@ export class WsEdge {
   private readonly delivery: Delivery;
   private readonly commands: WsCommands;
   private readonly conns = new Set<Conn>();
-  /** Upgrades accepted but not yet open, per user (they count against the cap). */
-  private readonly opening = new Map<string, number>();
   private readonly closedByServer: Record<number, number> = {};
   private readonly sweep: NodeJS.Timeout;
   private closing = false;
@@ -142,15 +140,14 @@ export class WsEdge {
         if (state.aborted) return;
         if ('status' in who) return reject(res, who);
         if (this.closing) return reject(res, { status: 503, message: 'Server is shutting down' });
-        const count = this.delivery.connectionsOf(who.userId) + (this.opening.get(who.userId) ?? 0);
-        if (count >= this.d.cfg.wsMaxConnectionsPerUser) return reject(res, { status: 429, message: 'Too many connections for this user' });
+        // uWS runs `open` inside upgrade(), so the count cannot go stale between check and use.
+        if (this.delivery.connectionsOf(who.userId) >= this.d.cfg.wsMaxConnectionsPerUser) return reject(res, { status: 429, message: 'Too many connections for this user' });
         const { format, protocol } = negotiate(protocols);
         const conn = new Conn(
           who.userId, format, who.closeAt, wantsResumeHold(query),
           new TokenBucket(this.d.cfg.wsRateLimitPerSec, this.d.cfg.wsRateLimitBurst), this.d.cfg.wsMaxBufferedBytes,
           (c, code) => this.countServerClose(c, code),
         );
-        this.opening.set(who.userId, (this.opening.get(who.userId) ?? 0) + 1);
         res.cork(() => res.upgrade<UserData>({ conn }, key, protocol, extensions, ctx));
       },
       (e) => {
@@ -168,13 +165,8 @@ export class WsEdge {
 
   private open(ws: WebSocket<UserData>): void {
     const conn = ws.getUserData().conn;
-    const n = (this.opening.get(conn.userId) ?? 1) - 1;
-    if (n > 0) this.opening.set(conn.userId, n);
-    else this.opening.delete(conn.userId);
     conn.ws = ws;
     this.conns.add(conn);
-    // `connected` is always the first frame; everything else is queued behind it.
-    conn.send({ type: 'connected', employee_id: conn.userId });
     this.d.log.debug({ userId: conn.userId, format: conn.format, conn: conn.id }, 'websocket open');
     if (conn.expiresAt !== null) this.expireAt(conn, conn.expiresAt);
     if (conn.holdForResume) {
@@ -219,25 +211,26 @@ export class WsEdge {
     if (!conn.bucket.take()) {
       // Refused frames are not even decoded; a client that keeps going is cut off.
       if (conn.bucket.strikes >= this.d.cfg.wsRateLimitBurst) return conn.close(CLOSE.RATE_LIMITED);
-      conn.send({ type: 'error', code: 'RATE_LIMIT_EXCEEDED', message: 'Too many requests. Please slow down.' });
+      conn.afterGreeting(() => conn.send({ type: 'error', code: 'RATE_LIMIT_EXCEEDED', message: 'Too many requests. Please slow down.' }));
       return;
     }
+    // The frame's bytes are only valid during this call: decode now, answer in turn.
     const decoded = decodeFrame(data, isBinary);
     if (!decoded.ok) {
-      conn.send(errorFrame(badRequest(decoded.message)));
-      return;
+      const answer = errorFrame(badRequest(decoded.message));
+      return conn.afterGreeting(() => conn.send(answer));
     }
     let frame: ClientFrame;
     try {
       frame = parseFrame(decoded.value);
     } catch (e) {
       if (e instanceof FrameError) {
-        conn.send(errorFrame(e.error, e.id));
-        return;
+        const answer = errorFrame(e.error, e.id);
+        return conn.afterGreeting(() => conn.send(answer));
       }
       throw e;
     }
-    this.dispatch(conn, frame);
+    conn.afterGreeting(() => this.dispatch(conn, frame));
   }
 
   private dispatch(conn: Conn, f: ClientFrame): void {

@@ -1,0 +1,17 @@
+// Glue between the socket lifecycle and presence: Redis counts connections, and only the first
+// open / last close of a user is announced to the users who share a dialog with them.
+import type { PresencePublisher } from '../../bus/presence-publisher.js';
+import type { Presence } from '../../services/presence.js';
+import type { WsPresence } from './server.js';
+
+export function socketPresence(presence: Presence, publisher: PresencePublisher): WsPresence {
+  return {
+    async connected(userId, connId) {
+      if (await presence.connected(userId, connId)) await publisher.publish(userId, true);
+    },
+    async disconnected(userId, connId) {
+      if (await presence.disconnected(userId, connId)) await publisher.publish(userId, false);
+    },
+    refresh: (userId, connId) => presence.refresh(userId, connId),
+  };
+}
