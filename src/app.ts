@@ -102,7 +102,12 @@ export async function startApp(cfg: Config, log: Logger = createLogger(cfg.logLe
         ...(worker ? { partitions: worker.isReady() } : {}),
         ...(delivery ? { jetstream: await delivery.ready() } : {}),
       };
-      const optional: Record<string, boolean> = redis ? { redis: redis.status === 'ready' } : {};
+      // Without Redis presence is off and limits are per process; without S3 uploads fail: both
+      // are reported, neither takes the process out of rotation.
+      const optional: Record<string, boolean> = {
+        ...(redis ? { redis: redis.status === 'ready' } : {}),
+        ...(files.storage ? { s3: await files.storage.reachable() } : {}),
+      };
       return { ready: Object.values(required).every(Boolean), checks: { ...required, ...optional } };
     },
   };

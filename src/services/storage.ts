@@ -77,6 +77,16 @@ export class Storage {
     });
   }
 
+  /** Readiness: the bucket answers a HEAD (a missing probe object still proves it is reachable). */
+  async reachable(timeoutMs = 2000): Promise<boolean> {
+    try {
+      await this.api.send(new HeadObjectCommand({ Bucket: this.cfg.bucket, Key: 'mtchat-readiness-probe' }), { abortSignal: AbortSignal.timeout(timeoutMs) });
+      return true;
+    } catch (e) {
+      return isNotFound(e);
+    }
+  }
+
   close(): void {
     this.api.destroy();
     if (this.signer !== this.api) this.signer.destroy();

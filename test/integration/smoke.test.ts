@@ -15,6 +15,7 @@ t.test('service answers health and a full send/list round trip', async (t) => {
   const ready = await api('GET', '/health/ready');
   t.equal(ready.status, 200);
   t.equal(ready.json.status, 'ready');
+  t.same(ready.json.checks, { postgres: true, nats: true, partitions: true, jetstream: true }, 'each dependency reported by name');
 
   const id = await createDialog(api, { participants: [{ user_id: 'a', display_name: 'A' }, { user_id: 'b', display_name: 'B' }] });
   const sent = await api('POST', `/api/v1/dialogs/${id}/messages`, { user: 'a', body: { content: 'hello' } });
@@ -26,4 +27,12 @@ t.test('service answers health and a full send/list round trip', async (t) => {
   t.equal(list.json.data.length, 1);
   t.equal(list.json.data[0].unread_count, 1);
   t.equal(list.json.data[0].last_message.content, 'hello');
+});
+
+t.test('readiness names Redis and S3 when configured, and a dead Redis does not take the process out of rotation', async (t) => {
+  const srv = await startTestServer({ REDIS_URL: 'redis://127.0.0.1:1', MTCHAT_DEV_S3: 'true' });
+  t.teardown(() => srv.close());
+  const ready = await client(srv.url)('GET', '/health/ready');
+  t.equal(ready.status, 200);
+  t.same(ready.json, { status: 'ready', checks: { postgres: true, nats: true, partitions: true, jetstream: true, redis: false, s3: true } });
 });

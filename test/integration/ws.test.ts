@@ -435,6 +435,23 @@ t.test('a lost NATS message is filled from the event log, in order', async (t) =
   }
 });
 
+t.test('a user added while the feed lags behind the log sees nothing from before the join', async (t) => {
+  const LG = await dialog(['la']);
+  const la = await open('la');
+  const lb = await open('lb');
+  await send('la', LG, 'l1');
+  await waitMsg(la, 'l1');
+  const seq = Number((await srv.sql('UPDATE dialogs SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq', [LG])).rows[0].last_seq);
+  const lost = { type: 'message.read', dialog_id: LG, user_id: 'la', last_read_message_id: randomUUID() };
+  await srv.sql('INSERT INTO dialog_events (dialog_id, seq, payload, created_at) VALUES ($1, $2, $3, now())', [LG, seq, JSON.stringify(lost)]);
+  t.equal((await api('POST', `/api/v1/management/dialogs/${LG}/participants`, { body: people('lb')[0] })).status, 201);
+  await send('la', LG, 'l2');
+  await waitMsg(lb, 'l2');
+  await waitMsg(la, 'l2');
+  t.same(lb.ofDialog(LG).map((f) => [f.type, f.seq]), [['participant.joined', seq + 1], ['message.new', seq + 2]]);
+  t.same(la.ofDialog(LG).slice(-3).map((f) => f.seq), [seq, seq + 1, seq + 2], 'the existing participant gets the filled event');
+});
+
 t.test('deleting a dialog tells its participants and stops its delivery', async (t) => {
   const X = await dialog(['xa', 'xb']);
   const xa = await open('xa');

@@ -135,7 +135,7 @@ export class Delivery implements DialogFeedHost, UserFeedHost {
     // A feed whose NATS messages lag behind what this socket must start after is filled from the
     // log first; otherwise the socket would go live too early and see events before its start.
     const target = Math.min(a.from - 1, a.committed);
-    // MUTANT
+    if (feed.lastSeq < target) await this.feeds.syncTo(feed, target);
     let next = a.from;
     let first = true;
     for (;;) {
