@@ -16,6 +16,9 @@ import { IdentityResolver } from './edge/auth/identity.js';
 import { CorsPolicy } from './edge/http/cors.js';
 import { assertNativeUws } from './edge/http/native-check.js';
 import { HttpServer } from './edge/http/server.js';
+import { WsEdge } from './edge/ws/server.js';
+import { socketPresence } from './edge/ws/presence.js';
+import { PresencePublisher } from './bus/presence-publisher.js';
 import type { RouteServices } from './edge/http/services.js';
 import { buildRoutes } from './edge/http/routes/index.js';
 import { healthRoutes } from './edge/http/routes/health.js';
@@ -38,6 +41,7 @@ export interface RunningApp {
   log: Logger;
   /** Present in the worker and all roles. */
   worker: Worker | null;
+  ws: WsEdge | null;
   nc: NatsConnection;
   close(): Promise<void>;
 }
@@ -111,20 +115,30 @@ export async function startApp(cfg: Config, log: Logger = createLogger(cfg.logLe
       return { ready: Object.values(required).every(Boolean), checks: { ...required, ...optional } };
     },
   };
+  const cors = new CorsPolicy(cfg);
+  const identity = new IdentityResolver(cfg);
   const http = new HttpServer(
     {
-      log, cors: new CorsPolicy(cfg), admin: new AdminAuth(cfg.adminApiToken), identity: new IdentityResolver(cfg),
+      log, cors, admin: new AdminAuth(cfg.adminApiToken), identity,
       limiter, trustedProxies: cfg.trustedProxies, scopeFromToken: cfg.jwtScopeClaims !== null, metrics,
     },
     // A worker serves only its probes and metrics; the API lives on the edges.
     isEdge ? buildRoutes(services) : healthRoutes(services),
   );
+  const ws = isEdge
+    ? new WsEdge({
+        app: http.uws, cfg, log, identity, cors, gateway, orm, nc, subjects, storage: files.storage,
+        presence: presence ? socketPresence(presence, new PresencePublisher(orm, nc, subjects, log)) : null,
+      })
+    : null;
   const port = await http.listen(cfg.host, cfg.port);
   log.info({ port, role: cfg.role, namespace: cfg.namespace, version: VERSION }, 'mtchat listening');
 
   return {
-    port, http, metrics, orm, bus, log, worker, nc,
+    port, http, metrics, orm, bus, log, worker, ws, nc,
     async close() {
+      // Sockets first (1001), so clients reconnect elsewhere while requests in flight finish.
+      await ws?.close();
       await http.close();
       await delivery?.stop();
       // Answer every accepted command, then hand the partitions over at once.

@@ -15,7 +15,8 @@ import { WsEdge } from '../../src/edge/ws/server.js';
 const SECRET = 'ws-test-secret-0123456789abcdef-0123456789';
 const ORIGIN = 'https://app.example';
 
-const srv = await startTestServer();
+// The service's own edge (role all) is under test at /api/v1/ws; a second edge in JWT mode is mounted beside it.
+const srv = await startTestServer({ CORS_ALLOWED_ORIGINS: ORIGIN, WS_MAX_CONNECTIONS_PER_USER: '3' });
 const log = srv.app.log;
 // The service runs as `all`: its worker owns the dialogs and publishes their events on NATS.
 const nc = srv.app.nc;
@@ -24,7 +25,7 @@ const baseEnv = { DATABASE_URL: `postgres://u@127.0.0.1/${srv.dbName}`, MTCHAT_N
 const cfg = loadConfig({ ...baseEnv, WS_MAX_CONNECTIONS_PER_USER: '3' });
 const gateway = new NatsGateway(nc, subjects, log, { deadlineMs: cfg.commandDeadlineMs });
 const common = { app: srv.app.http.uws, log, cors: new CorsPolicy(cfg), gateway, orm: srv.app.orm, nc, subjects };
-const edge = new WsEdge({ ...common, cfg, identity: new IdentityResolver(cfg) });
+const edge = srv.app.ws!;
 const jwtCfg = loadConfig({ ...baseEnv, JWT_AUTH_ENABLED: 'true', JWT_SECRET: SECRET, JWT_LEEWAY_SECS: '0' });
 const presenceCalls: string[][] = [];
 const recorder = {
@@ -450,6 +451,17 @@ t.test('a user added while the feed lags behind the log sees nothing from before
   await waitMsg(la, 'l2');
   t.same(lb.ofDialog(LG).map((f) => [f.type, f.seq]), [['participant.joined', seq + 1], ['message.new', seq + 2]]);
   t.same(la.ofDialog(LG).slice(-3).map((f) => f.seq), [seq, seq + 1, seq + 2], 'the existing participant gets the filled event');
+
+  // Same for a socket that connects while the feed lags: its view starts after what was
+  // committed at `connected`, and the lagging event still reaches the sockets already live.
+  const seq2 = Number((await srv.sql('UPDATE dialogs SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq', [LG])).rows[0].last_seq);
+  await srv.sql('INSERT INTO dialog_events (dialog_id, seq, payload, created_at) VALUES ($1, $2, $3, now())', [LG, seq2, JSON.stringify(lost)]);
+  const lc = await open('la');
+  await send('la', LG, 'l3');
+  await waitMsg(lc, 'l3');
+  await waitMsg(la, 'l3');
+  t.same(lc.ofDialog(LG).map((f) => f.seq), [seq2 + 1], 'a new socket gets nothing from before it connected');
+  t.same(la.ofDialog(LG).slice(-2).map((f) => f.seq), [seq2, seq2 + 1]);
 });
 
 t.test('deleting a dialog tells its participants and stops its delivery', async (t) => {
