@@ -5,6 +5,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import type { Config } from './config/env.js';
 import { NatsGateway } from './actors/nats-gateway.js';
 import { Worker } from './actors/worker.js';
+import { RetentionSweeper } from './actors/retention.js';
 import { startDelivery, type Delivery } from './delivery/index.js';
 import { connectNats } from './bus/nats.js';
 import { NatsEventPublisher } from './bus/nats-publisher.js';
@@ -88,6 +89,8 @@ export async function startApp(cfg: Config, log: Logger = createLogger(cfg.logLe
     await worker.start();
   }
   const w = worker;
+  const retention = w ? new RetentionSweeper(orm, () => w.ownedPartitions(), { eventRetentionSecs: cfg.eventRetentionSecs }, log) : null;
+  retention?.start();
   const delivery: Delivery | null = w
     ? await startDelivery({ cfg, orm, nc, log, publisher, ownedPartitions: () => w.ownedPartitions() })
     : null;
@@ -141,6 +144,7 @@ export async function startApp(cfg: Config, log: Logger = createLogger(cfg.logLe
       await ws?.close();
       await http.close();
       await delivery?.stop();
+      await retention?.stop();
       // Answer every accepted command, then hand the partitions over at once.
       await worker?.stop();
       await limiter?.close();
