@@ -1,31 +1,16 @@
 // Read side of messages and participants.
 import type { Em } from '../orm.js';
-import type { Participant } from '../entities.js';
+import type { Attachment, Message, Participant } from '../entities.js';
 import type { ScopeLevels } from '../../domain/scope.js';
 import { SCOPE_MATCH, UUID_LIST, json, query, userScopeCte, type Row } from './sql.js';
 
-export interface MessageRow {
-  id: string;
-  dialog_id: string;
-  sender_id: string | null;
-  content: string;
+/** A message as raw SQL returns it: timestamps may be PostgreSQL text. */
+export type MessageRow = Omit<Message, 'client_msg_id' | 'sent_at' | 'last_edited_at'> & {
   sent_at: Date | string;
   last_edited_at: Date | string | null;
-  reply_to_id: string | null;
-  message_type: 'user' | 'system';
-  seq: number | null;
-}
-export interface AttachmentRow {
-  id: string;
-  message_id: string;
-  filename: string;
-  content_type: string;
-  size: number;
-  s3_key: string;
-  width: number | null;
-  height: number | null;
-  thumbnail_s3_key: string | null;
-}
+};
+/** An attachment as the read side needs it. */
+export type AttachmentRow = Omit<Attachment, 'created_at'>;
 
 const MSG_COLS = 'm.id, m.dialog_id, m.sender_id, m.content, m.sent_at, m.last_edited_at, m.reply_to_id, m.message_type, m.seq::float8 AS seq';
 
