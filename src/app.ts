@@ -84,7 +84,7 @@ export async function startApp(cfg: Config, log: Logger = createLogger(cfg.logLe
   if (isWorker) {
     worker = new Worker(nc, subjects, orm, publisher, log, {
       persistOutbox: cfg.webhook !== null, leaseTtlMs: cfg.leaseTtlMs, tickMs: cfg.leaseTickMs,
-      mailboxCapacity: cfg.mailboxCapacity, maxBatch: cfg.maxBatch,
+      mailboxCapacity: cfg.mailboxCapacity, maxBatch: cfg.maxBatch, metrics,
     });
     await worker.start();
   }
@@ -92,9 +92,9 @@ export async function startApp(cfg: Config, log: Logger = createLogger(cfg.logLe
   const retention = w ? new RetentionSweeper(orm, () => w.ownedPartitions(), { eventRetentionSecs: cfg.eventRetentionSecs }, log) : null;
   retention?.start();
   const delivery: Delivery | null = w
-    ? await startDelivery({ cfg, orm, nc, log, publisher, ownedPartitions: () => w.ownedPartitions() })
+    ? await startDelivery({ cfg, orm, nc, log, publisher, ownedPartitions: () => w.ownedPartitions(), metrics })
     : null;
-  const gateway = new NatsGateway(nc, subjects, log, { deadlineMs: cfg.commandDeadlineMs });
+  const gateway = new NatsGateway(nc, subjects, log, { deadlineMs: cfg.commandDeadlineMs, metrics });
   const services: RouteServices = {
     orm,
     gateway,
@@ -130,7 +130,7 @@ export async function startApp(cfg: Config, log: Logger = createLogger(cfg.logLe
   );
   const ws = isEdge
     ? new WsEdge({
-        app: http.uws, cfg, log, identity, cors, gateway, orm, nc, subjects, storage: files.storage,
+        app: http.uws, cfg, log, identity, cors, gateway, orm, nc, subjects, storage: files.storage, metrics,
         presence: presence ? socketPresence(presence, new PresencePublisher(orm, nc, subjects, log)) : null,
       })
     : null;

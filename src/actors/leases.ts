@@ -14,11 +14,14 @@ import type { Logger } from 'pino';
 import { randomBytes } from 'node:crypto';
 import { PARTITION_COUNT } from '../domain/partition.js';
 import type { Subjects } from '../bus/subjects.js';
+import type { Metrics } from '../observability/metrics.js';
 
 export interface LeaseOptions {
   leaseTtlMs?: number;
   tickMs?: number;
   workerId?: string;
+  /** The process's metrics; none are recorded without it. */
+  metrics?: Metrics | null;
 }
 
 export interface LeaseHooks {
@@ -56,6 +59,9 @@ export class PartitionLeases {
   private lastTickOk = 0;
   /** Where this worker starts looking for free partitions, so workers mostly try different keys. */
   private readonly offset: number;
+  private readonly metrics: Metrics | null;
+  /** Partitions another worker held at the last tick: acquiring one of them is a takeover. */
+  private heldByOthers = new Set<number>();
 
   constructor(
     private readonly nc: NatsConnection,
@@ -68,6 +74,7 @@ export class PartitionLeases {
     this.tickMs = opts.tickMs ?? 1500;
     this.workerId = opts.workerId ?? `w-${randomBytes(6).toString('hex')}`;
     this.offset = randomBytes(2).readUInt16BE() % PARTITION_COUNT;
+    this.metrics = opts.metrics ?? null;
   }
 
   /** The documented takeover bound for these settings (see the file comment). */
@@ -112,6 +119,7 @@ export class PartitionLeases {
   abandon(): void {
     this.halt();
     this.owned.clear();
+    this.metrics?.partitionsOwned.set(0);
   }
 
   private schedule(): void {
@@ -135,8 +143,13 @@ export class PartitionLeases {
     await this.renewAll();
     if (this.stopped) return;
     const live = await this.countWorkers();
+    const taken = new Set<string>();
+    for await (const k of await this.leases!.keys()) taken.add(k);
+    const heldBefore = this.heldByOthers;
+    this.heldByOthers = new Set([...taken].map((k) => Number(k.slice(1))).filter((p) => !this.owned.has(p)));
     const share = Math.ceil(PARTITION_COUNT / Math.max(1, live));
     const serving = [...this.owned].filter(([, l]) => !l.releasing).map(([p]) => p);
+    let acquired = 0;
     if (serving.length > share) {
       // A worker joined: hand back the surplus so it can take its share.
       for (const p of serving.slice(share)) {
@@ -144,8 +157,10 @@ export class PartitionLeases {
         this.releasing.add(r);
       }
     } else if (serving.length < share) {
-      await this.acquire(share - serving.length);
+      acquired = await this.acquire(share - serving.length, taken, heldBefore);
     }
+    this.metrics?.partitionsOwned.set(this.owned.size);
+    this.metrics?.partitionsUnowned.set(Math.max(0, PARTITION_COUNT - taken.size - acquired));
   }
 
   private async renewAll(): Promise<void> {
@@ -179,9 +194,9 @@ export class PartitionLeases {
     return n;
   }
 
-  private async acquire(wanted: number): Promise<void> {
-    const taken = new Set<string>();
-    for await (const k of await this.leases!.keys()) taken.add(k);
+  /** Takes up to `wanted` partitions whose keys were not `taken`; returns how many it got. */
+  private async acquire(wanted: number, taken: Set<string>, heldBefore: Set<number>): Promise<number> {
+    let got = 0;
     const free: number[] = [];
     for (let i = 0; i < PARTITION_COUNT && free.length < wanted; i++) {
       const p = (this.offset + i) % PARTITION_COUNT;
@@ -200,11 +215,14 @@ export class PartitionLeases {
             throw err;
           }
           this.owned.set(p, { revision, renewedAt: Date.now(), releasing: false });
+          got++;
+          if (heldBefore.has(p)) this.metrics?.leaseTakeovers.inc();
         } catch (err) {
           if (!isWrongRevision(err) && !this.stopped) this.log.warn({ partition: p, err: (err as Error).message }, 'lease acquisition failed');
         }
       }),
     );
+    return got;
   }
 
   /**
@@ -220,6 +238,7 @@ export class PartitionLeases {
     lease.drained = true;
     await this.ticking; // a renewal in flight would change the revision under the delete
     this.owned.delete(p);
+    this.metrics?.partitionsOwned.set(this.owned.size);
     try {
       await this.leases!.delete(key(p), { previousSeq: lease.revision });
       return true;

@@ -9,6 +9,7 @@ import type { Subjects } from '../bus/subjects.js';
 import { AppError } from '../domain/errors.js';
 import { newId } from '../domain/ids.js';
 import { partitionOf } from '../domain/partition.js';
+import type { Metrics } from '../observability/metrics.js';
 import { unwrapReply, type CommandGateway, type ExecuteOptions } from './gateway.js';
 import type { CommandEnvelope, CommandName, CommandOf, CommandReply, ResultOf } from './registry.js';
 
@@ -19,6 +20,8 @@ export interface NatsGatewayOptions {
   deadlineMs?: number;
   backoffStartMs?: number;
   backoffMaxMs?: number;
+  /** The process's metrics; none are recorded without it. */
+  metrics?: Metrics | null;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -37,6 +40,7 @@ export class NatsGateway implements CommandGateway {
   private readonly deadlineMs: number;
   private readonly backoffStartMs: number;
   private readonly backoffMaxMs: number;
+  private readonly metrics: Metrics | null;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -48,6 +52,7 @@ export class NatsGateway implements CommandGateway {
     this.deadlineMs = opts.deadlineMs ?? 20_000;
     this.backoffStartMs = opts.backoffStartMs ?? 100;
     this.backoffMaxMs = opts.backoffMaxMs ?? 1000;
+    this.metrics = opts.metrics ?? null;
   }
 
   async execute<N extends CommandName>(name: N, dialogId: string, cmd: CommandOf<N>, o: ExecuteOptions = {}): Promise<ResultOf<N>> {
@@ -63,10 +68,14 @@ export class NatsGateway implements CommandGateway {
     let wait = this.backoffStartMs;
     for (;;) {
       const timeout = Math.max(1, Math.min(this.attemptTimeoutMs, giveUpAt - Date.now()));
+      const started = performance.now();
       try {
         const msg = await this.nc.request(subject, body, { timeout });
+        this.metrics?.natsRequestDuration.observe((performance.now() - started) / 1000);
         return decodeJson<CommandReply>(msg.data);
       } catch (err) {
+        // Per attempt: a timeout or "no responders" (no owner during a handover) is what alerts watch.
+        if (retriable(err) && !(err instanceof errors.ConnectionError)) this.metrics?.natsRequestTimeouts.inc();
         if (!retriable(err)) {
           this.log.error({ err, requestId: env.requestId, command: env.name }, 'command request failed');
           throw err;

@@ -11,6 +11,7 @@ import { decodeJson, encodeJson } from '../bus/nats.js';
 import type { Subjects } from '../bus/subjects.js';
 import type { DomainEvent } from '../domain/events.js';
 import { partitionOf } from '../domain/partition.js';
+import type { Metrics } from '../observability/metrics.js';
 import { executeBatch, errorReply, type BatchOptions } from './batch.js';
 import { isCommandName, type CommandEnvelope, type CommandReply } from './registry.js';
 
@@ -19,6 +20,8 @@ export interface PartitionOwnerOptions extends BatchOptions {
   mailboxCapacity?: number;
   /** Commands per transaction (group commit). */
   maxBatch?: number;
+  /** The process's metrics; none are recorded without it. */
+  metrics?: Metrics | null;
 }
 
 interface Pending {
@@ -134,11 +137,13 @@ export class PartitionOwner {
     const waiting = state.perDialog.get(e.dialogId) ?? 0;
     if (waiting >= this.capacity) {
       this.stats.overloaded++;
+      this.opts.metrics?.overloadRejections.inc();
       this.log.warn({ dialogId: e.dialogId, requestId: e.requestId }, 'dialog mailbox full');
       return this.respond(msg, OVERLOADED_REPLY);
     }
     state.perDialog.set(e.dialogId, waiting + 1);
     state.queue.push({ env: e, msg });
+    this.opts.metrics?.mailboxDepth.inc();
     state.running ??= state.after
       .then(() => this.drain(state))
       .catch((err) => this.log.error({ err, partition: p }, 'partition drain failed'))
@@ -148,9 +153,14 @@ export class PartitionOwner {
   }
 
   private async drain(state: PartitionState): Promise<void> {
+    const m = this.opts.metrics;
     while (state.queue.length > 0) {
       const batch = state.queue.splice(0, this.maxBatch);
+      m?.mailboxDepth.dec(batch.length);
+      m?.batchSize.observe(batch.length);
+      const started = performance.now();
       const outcomes = await this.run(batch.map((b) => b.env));
+      m?.commitDuration.observe((performance.now() - started) / 1000);
       this.stats.batches++;
       batch.forEach((b, i) => {
         const n = (state.perDialog.get(b.env.dialogId) ?? 1) - 1;

@@ -20,13 +20,15 @@ export class NatsEventPublisher implements EventPublisher {
   ) {}
 
   publish(events: DomainEvent[]): void {
+    // Called right after the commit: edges measure delivery latency (commit → socket) from it.
+    const t = Date.now();
     for (const e of events) {
       // The joiner's sockets must subscribe to the dialog before its events flow; NATS keeps the
       // order of one connection's publishes, so the signal goes first.
       if (e.event.type === 'participant.joined' && e.seq !== undefined) {
         this.send(this.subjects.user(e.event.user_id), { membership: 'joined', dialog_id: e.dialogId });
       }
-      const body = { seq: e.seq ?? null, event: e.event };
+      const body = { seq: e.seq ?? null, event: e.event, t };
       if (e.toParticipants) this.send(this.subjects.dialog(e.dialogId), body);
       for (const uid of e.toUsers ?? []) this.send(this.subjects.user(uid), body);
     }

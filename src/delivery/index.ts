@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { EventPublisher } from '../bus/local-bus.js';
 import type { Config } from '../config/env.js';
 import type { Orm } from '../db/orm.js';
+import type { Metrics } from '../observability/metrics.js';
 import { ArchiveSweeper } from './archive-sweeper.js';
 import { Notifier } from './notifications.js';
 import { OutboxRelay } from './outbox-relay.js';
@@ -30,6 +31,8 @@ export interface DeliveryDeps {
   ownedPartitions: () => number[];
   /** Outbox poll interval (ms); a nudge relays at once. */
   outboxPollMs?: number;
+  /** The process's metrics; none are recorded without it. */
+  metrics?: Metrics | null;
 }
 
 export interface Delivery {
@@ -43,6 +46,7 @@ export interface Delivery {
 
 export async function startDelivery(deps: DeliveryDeps): Promise<Delivery> {
   const { cfg, orm, nc, publisher, ownedPartitions } = deps;
+  const metrics = deps.metrics ?? null;
   const log = deps.log.child({ component: 'delivery' });
   const names = deliveryNames(cfg.namespace);
   const stops: (() => Promise<void>)[] = [];
@@ -58,15 +62,15 @@ export async function startDelivery(deps: DeliveryDeps): Promise<Delivery> {
     const sender = new WebhookSender(js, names, {
       url: cfg.webhook.url, secret: cfg.webhook.secret, timeoutMs, maxRetries: cfg.webhookMaxRetries,
       retryBaseMs: cfg.webhookRetryBaseMs, maxRetryDelayMs: Math.max(cfg.webhookRetryBaseMs, 3_600_000), ackWaitMs, maxConcurrent: 64,
-    }, log.child({ part: 'webhooks' }));
+    }, log.child({ part: 'webhooks' }), metrics);
     await sender.start();
     stops.push(() => sender.stop());
 
-    const notifier = new Notifier(orm, js, names, { delayMs: cfg.notificationDelayMs, maxAttempts: 10 }, log.child({ part: 'notifications' }));
+    const notifier = new Notifier(orm, js, names, { delayMs: cfg.notificationDelayMs, maxAttempts: 10 }, log.child({ part: 'notifications' }), metrics);
     await notifier.start();
     stops.push(() => notifier.stop());
 
-    relay = new OutboxRelay(orm, js, names, log.child({ part: 'outbox' }), { pollMs: deps.outboxPollMs ?? 200, batchSize: 256 });
+    relay = new OutboxRelay(orm, js, names, log.child({ part: 'outbox' }), { pollMs: deps.outboxPollMs ?? 200, batchSize: 256 }, metrics);
     relay.start();
     const r = relay;
     stops.push(() => r.stop());

@@ -11,6 +11,7 @@ import type { ConsumerMessages, JetStreamClient, JsMsg } from '@nats-io/jetstrea
 import type { Logger } from 'pino';
 import type { Orm } from '../db/orm.js';
 import { formatTime } from '../domain/time.js';
+import type { Metrics } from '../observability/metrics.js';
 import { envelopeBytes, notificationId, uuidV7Millis } from './envelope.js';
 import type { DeliveryNames } from './streams.js';
 
@@ -68,6 +69,7 @@ export class Notifier {
     private readonly names: DeliveryNames,
     private readonly opts: NotifierOptions,
     private readonly log: Logger,
+    private readonly metrics: Metrics | null = null,
   ) {}
 
   async start(): Promise<void> {
@@ -104,8 +106,10 @@ export class Notifier {
       return;
     }
     try {
-      await this.notify(n);
+      const recipients = await this.notify(n);
       m.ack();
+      // Per due check (one per message): some recipient notified, or everyone had read it / muted it.
+      this.metrics?.notifications.inc({ outcome: recipients.length > 0 ? 'emitted' : 'suppressed' });
     } catch (e) {
       const attempt = m.info.deliveryCount;
       if (attempt >= this.opts.maxAttempts) {

@@ -8,6 +8,7 @@ import type { JetStreamClient } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
 import type { Orm } from '../db/orm.js';
 import { formatTime } from '../domain/time.js';
+import type { Metrics } from '../observability/metrics.js';
 import { envelopeBytes, type WebhookType } from './envelope.js';
 import type { DeliveryNames } from './streams.js';
 
@@ -42,6 +43,7 @@ export class OutboxRelay {
     private readonly names: DeliveryNames,
     private readonly log: Logger,
     private readonly opts: OutboxRelayOptions = { pollMs: 200, batchSize: 256 },
+    private readonly metrics: Metrics | null = null,
   ) {}
 
   start(): void {
@@ -88,7 +90,23 @@ export class OutboxRelay {
       delay = Math.max(this.opts.pollMs, 1000);
       this.log.warn({ err: (e as Error).message }, 'outbox relay failed; retrying');
     }
+    if (this.metrics) await this.measure();
     this.schedule(delay);
+  }
+
+  /** Backlog and relay lag once per pass: what is left (and how old) after relaying what it could. */
+  private async measure(): Promise<void> {
+    try {
+      const { rows } = (await this.orm.em.getKnex().raw(
+        `SELECT count(*)::int AS n, COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)::float8 AS lag
+           FROM outbox WHERE kind = ANY(?::text[])`,
+        [KNOWN_KINDS],
+      )) as { rows: { n: number; lag: number }[] };
+      this.metrics!.outboxBacklog.set(rows[0].n);
+      this.metrics!.outboxRelayLag.set(Math.max(0, rows[0].lag));
+    } catch (e) {
+      this.log.debug({ err: (e as Error).message }, 'outbox backlog query failed');
+    }
   }
 
   /** Publishes and removes one batch; returns the number of rows handled. */

@@ -9,6 +9,7 @@
 import { headers as natsHeaders } from '@nats-io/transport-node';
 import type { ConsumerMessages, JetStreamClient, JsMsg } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
+import type { Metrics } from '../observability/metrics.js';
 import { dottedEvent, signature } from './envelope.js';
 import type { DeliveryNames } from './streams.js';
 
@@ -65,6 +66,12 @@ export class WebhookSender {
     private readonly names: DeliveryNames,
     private readonly opts: WebhookSenderOptions,
     private readonly log: Logger,
+    /**
+     * mtchat_webhook_deliveries_total{outcome}: each handling of an event ends as `delivered` (2xx),
+     * `retried` (failed, redelivery scheduled), `dead_lettered` (moved to the DLQ) or `failed` (not
+     * concluded: the dead-letter publish or the handling itself failed; it is tried again).
+     */
+    private readonly metrics: Metrics | null = null,
   ) {}
 
   async start(): Promise<void> {
@@ -97,6 +104,7 @@ export class WebhookSender {
     const key = m.subject;
     const tail = this.chains.get(key) ?? Promise.resolve();
     const next = tail.then(() => this.handle(m)).catch((e) => {
+      this.metrics?.webhookDeliveries.inc({ outcome: 'failed' });
       this.log.error({ err: (e as Error).message, seq: m.seq }, 'webhook handling failed');
       m.nak(this.opts.retryBaseMs);
     }).finally(() => {
@@ -132,6 +140,7 @@ export class WebhookSender {
     }
     if (outcome.kind === 'delivered') {
       m.ack();
+      this.metrics?.webhookDeliveries.inc({ outcome: 'delivered' });
       return;
     }
     const retriesDone = attempt - 1;
@@ -139,6 +148,7 @@ export class WebhookSender {
       const delay = retryDelay(retriesDone + 1, this.opts.retryBaseMs, this.opts.maxRetryDelayMs);
       this.log.info({ id: env.id, attempt, delay, err: outcome.error }, 'webhook attempt failed; retrying');
       m.nak(delay);
+      this.metrics?.webhookDeliveries.inc({ outcome: 'retried' });
       return;
     }
     this.log.warn({ id: env.id, attempt, err: outcome.error }, 'webhook dead-lettered');
@@ -163,6 +173,7 @@ export class WebhookSender {
   private async attempt(body: Uint8Array, env: { id: string; type: string }): Promise<AttemptOutcome | null> {
     const ctrl = new AbortController();
     this.inflight.add(ctrl);
+    this.metrics?.webhookAttempts.inc();
     try {
       const res = await fetch(this.opts.url, {
         method: 'POST',
@@ -205,7 +216,10 @@ export class WebhookSender {
       await this.js.publish(this.names.dlqWebhooks, m.data, { headers: h, msgID: `${this.names.webhooksStream}:${m.seq}` });
       // No reason argument: NATS 2.9 does not parse "+TERM <reason>" and would keep the message pending.
       m.term();
+      this.metrics?.webhookDeliveries.inc({ outcome: 'dead_lettered' });
+      this.metrics?.webhookDeadLetters.inc();
     } catch (e) {
+      this.metrics?.webhookDeliveries.inc({ outcome: 'failed' });
       this.log.error({ err: (e as Error).message }, 'could not dead-letter a webhook; will retry');
       m.nak(this.opts.retryBaseMs);
     }

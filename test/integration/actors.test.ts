@@ -138,14 +138,17 @@ t.test('commands through the gateway create a dialog and send messages; events r
 
   t.ok(await waitFor(() => obs.seen.length === 7, 3000), 'every publish observed');
   const sentAt = (i: number) => (obs.seen[4 + i]?.body.event as { sent_at?: string } | undefined)?.sent_at;
+  // Event messages carry their commit time (epoch ms) as `t`, for the delivery latency metric.
+  const at = (i: number) => obs.seen[i]?.body.t;
+  for (const i of [1, 3, 4, 5, 6]) t.type(at(i), 'number', `message ${i} carries its commit time`);
   t.same(obs.seen, [
     { subject: subjects.user('ann'), body: { membership: 'joined', dialog_id: dialogId } },
-    { subject: subjects.dialog(dialogId), body: { seq: 1, event: { type: 'participant.joined', dialog_id: dialogId, user_id: 'ann' } } },
+    { subject: subjects.dialog(dialogId), body: { seq: 1, event: { type: 'participant.joined', dialog_id: dialogId, user_id: 'ann' }, t: at(1) } },
     { subject: subjects.user('bob'), body: { membership: 'joined', dialog_id: dialogId } },
-    { subject: subjects.dialog(dialogId), body: { seq: 2, event: { type: 'participant.joined', dialog_id: dialogId, user_id: 'bob' } } },
+    { subject: subjects.dialog(dialogId), body: { seq: 2, event: { type: 'participant.joined', dialog_id: dialogId, user_id: 'bob' }, t: at(3) } },
     ...sent.map((s, i) => ({
       subject: subjects.dialog(dialogId),
-      body: { seq: 3 + i, event: { type: 'message.new', id: s.message.id, dialog_id: dialogId, content: s.message.content, sent_at: sentAt(i), message_type: 'user', sender_id: 'ann' } },
+      body: { seq: 3 + i, event: { type: 'message.new', id: s.message.id, dialog_id: dialogId, content: s.message.content, sent_at: sentAt(i), message_type: 'user', sender_id: 'ann' }, t: at(4 + i) },
     })),
   ]);
   for (let i = 0; i < 3; i++) t.match(sentAt(i), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d/, 'sent_at is a timestamp string');
@@ -168,11 +171,13 @@ t.test('membership changes reach the user subject: the joined signal first, part
   const joined = { type: 'participant.joined', dialog_id: id, user_id: 'fay' };
   const left = { type: 'participant.left', dialog_id: id, user_id: 'fay' };
   t.ok(await waitFor(() => obs.seen.length === 4, 3000), 'every publish observed');
+  const at = (i: number) => obs.seen[i]?.body.t;
+  for (const i of [1, 2, 3]) t.type(at(i), 'number', `message ${i} carries its commit time`);
   t.same(obs.seen, [
     { subject: subjects.user('fay'), body: { membership: 'joined', dialog_id: id } },
-    { subject: subjects.dialog(id), body: { seq: 2, event: joined } },
-    { subject: subjects.dialog(id), body: { seq: 3, event: left } },
-    { subject: subjects.user('fay'), body: { seq: 3, event: left } },
+    { subject: subjects.dialog(id), body: { seq: 2, event: joined, t: at(1) } },
+    { subject: subjects.dialog(id), body: { seq: 3, event: left, t: at(2) } },
+    { subject: subjects.user('fay'), body: { seq: 3, event: left, t: at(3) } },
   ]);
 });
 

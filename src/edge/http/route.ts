@@ -47,6 +47,8 @@ export interface RouteDef<PS extends TSchema = TSchema, QS extends TSchema = TSc
   successStatus?: number;
   /** Health and metrics are never rate limited: probes must see the truth under load. */
   exemptFromRateLimit?: boolean;
+  /** A message send: its successful answers also feed mtchat_send_latency_seconds (receipt → committed answer). */
+  measuresSend?: boolean;
   handler: (ctx: RequestContext<Static<PS>, Static<QS>, Static<BS>>) => Promise<HttpResult>;
 }
 

@@ -197,6 +197,7 @@ export class HttpServer {
     const seconds = (performance.now() - started) / 1000;
     this.deps.metrics.httpRequests.inc({ method: def.method, route: def.path, status: String(result.status) });
     this.deps.metrics.httpDuration.observe({ method: def.method, route: def.path }, seconds);
+    if (def.measuresSend && result.status < 300) this.deps.metrics.sendLatency.observe(seconds);
     log.info({ method: def.method, route: def.path, status: result.status, ms: Math.round(seconds * 10000) / 10 }, 'request');
   }
 

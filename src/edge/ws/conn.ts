@@ -2,6 +2,7 @@
 // that writes to it (so every write is followed by the buffered-bytes check).
 import type { WebSocket } from 'uWebSockets.js';
 import { Outgoing, type WireFormat } from './codec.js';
+import type { WsMeter } from './meter.js';
 import { TokenBucket } from './rate.js';
 
 /** Close codes (docs/protocol.md "Close codes"). */
@@ -66,6 +67,7 @@ export class Conn {
     private readonly maxBuffered: number,
     /** Told of every close the server initiates (stats). */
     private readonly onServerClose: (c: Conn, code: number) => void,
+    private readonly meter: WsMeter,
   ) {}
 
   /**
@@ -91,7 +93,9 @@ export class Conn {
   send(out: Outgoing | Record<string, unknown>): boolean {
     if (this.closed || !this.ws) return false;
     const o = out instanceof Outgoing ? out : new Outgoing(out);
-    this.ws.send(o.bytes(this.format), this.format === 'msgpack');
+    const bytes = o.bytes(this.format);
+    this.ws.send(bytes, this.format === 'msgpack');
+    this.meter.frameOut(this.format, bytes.byteLength);
     return this.checkBuffered();
   }
 

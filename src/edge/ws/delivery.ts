@@ -12,6 +12,7 @@ import type { Subjects } from '../../bus/subjects.js';
 import { FORMATS, Outgoing, type WireFormat } from './codec.js';
 import { CLOSE, type Attachment, type Conn } from './conn.js';
 import type { EventLog } from './event-log.js';
+import type { WsMeter } from './meter.js';
 import { DialogFeeds, UserFeeds, type DialogFeed, type DialogFeedHost, type FeedEvent, type UserFeedHost, type UserMessage } from './feeds.js';
 
 const PAGE = 500;
@@ -25,6 +26,7 @@ export interface DeliveryDeps {
   retentionSecs: number;
   /** Distinguishes this edge's topics from another WsEdge on the same uWS app. */
   topicPrefix: string;
+  meter: WsMeter;
 }
 
 interface AttachRequest {
@@ -147,6 +149,7 @@ export class Delivery implements DialogFeedHost, UserFeedHost {
       if (!this.current(conn, a)) return;
       if (checkRetention && (rows.length === 0 || rows[0].seq !== next)) {
         // The events the client misses are no longer kept: it must reload the dialog.
+        this.d.meter.resyncRequired();
         if (!conn.send({ type: 'resync_required', dialog_id: a.dialogId })) return;
         break;
       }
@@ -246,7 +249,7 @@ export class Delivery implements DialogFeedHost, UserFeedHost {
   // ---- feeds ------------------------------------------------------------------------------
 
   /** A dialog event, in seq order, exactly once: to the live sockets of the dialog. */
-  emit(feed: DialogFeed, event: FeedEvent): void {
+  emit(feed: DialogFeed, event: FeedEvent, committedAt?: number): void {
     const out = new Outgoing(event);
     if (event.type === 'participant.left' && typeof event.user_id === 'string') {
       for (const c of [...feed.live]) {
@@ -259,8 +262,14 @@ export class Delivery implements DialogFeedHost, UserFeedHost {
     }
     for (const f of FORMATS) {
       const topic = this.topic(feed.dialogId, f);
-      if (this.d.app.numSubscribers(topic) > 0) this.d.app.publish(topic, out.bytes(f), f === 'msgpack');
+      const n = this.d.app.numSubscribers(topic);
+      if (n > 0) {
+        const bytes = out.bytes(f);
+        this.d.app.publish(topic, bytes, f === 'msgpack');
+        this.d.meter.frameOut(f, bytes.byteLength, n);
+      }
     }
+    if (committedAt !== undefined) this.d.meter.delivered(committedAt);
     // (Deleting from a Set while iterating it is safe: a closed socket leaves feed.live.)
     for (const c of feed.live) c.checkBuffered();
   }

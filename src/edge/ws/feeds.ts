@@ -16,6 +16,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms).unref());
 interface DialogMessage {
   seq: number | null;
   event: Record<string, unknown> & { type: string };
+  /** Commit time (epoch ms), for the delivery latency metric; absent from older workers. */
+  t?: number;
 }
 
 export type FeedEvent = Record<string, unknown> & { type: string; seq?: number };
@@ -34,8 +36,11 @@ export class DialogFeed {
 }
 
 export interface DialogFeedHost {
-  /** Fan one event out to the dialog's sockets (called in seq order, never twice for a seq). */
-  emit(feed: DialogFeed, event: FeedEvent): void;
+  /**
+   * Fan one event out to the dialog's sockets (called in seq order, never twice for a seq).
+   * `committedAt` (epoch ms) comes with events that arrived live from NATS, not from the log.
+   */
+  emit(feed: DialogFeed, event: FeedEvent, committedAt?: number): void;
 }
 
 export class DialogFeeds {
@@ -150,13 +155,14 @@ export class DialogFeeds {
       return;
     }
     const seq = typeof m.seq === 'number' ? m.seq : null;
-    if (seq === null) return this.host.emit(feed, m.event);
+    const t = typeof m.t === 'number' ? m.t : undefined;
+    if (seq === null) return this.host.emit(feed, m.event, t);
     if (seq <= feed.lastSeq) return;
     // A NATS message went missing (or arrived late): the log has every committed event.
     if (seq > feed.lastSeq + 1) await this.fill(feed, seq - 1);
     if (feed.disposed || seq <= feed.lastSeq) return;
     feed.lastSeq = seq;
-    this.host.emit(feed, { ...m.event, seq });
+    this.host.emit(feed, { ...m.event, seq }, t);
   }
 
   private async fill(feed: DialogFeed, to: number): Promise<void> {

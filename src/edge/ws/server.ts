@@ -10,6 +10,7 @@ import type { Config } from '../../config/env.js';
 import type { Orm } from '../../db/orm.js';
 import { badRequest } from '../../domain/errors.js';
 import { newId } from '../../domain/ids.js';
+import type { Metrics } from '../../observability/metrics.js';
 import type { Storage } from '../../services/storage.js';
 import type { IdentityResolver } from '../auth/identity.js';
 import type { CorsPolicy } from '../http/cors.js';
@@ -19,6 +20,7 @@ import { CLOSE, Conn, type UserData } from './conn.js';
 import { Delivery } from './delivery.js';
 import { EventLog } from './event-log.js';
 import { FrameError, parseFrame, type ClientFrame } from './frames.js';
+import { WsMeter } from './meter.js';
 import { STATUS_LINE, identify, wantsResumeHold, type Rejection } from './handshake.js';
 import { TokenBucket } from './rate.js';
 
@@ -55,6 +57,8 @@ export interface WsEdgeDeps {
   /** Defaults to /api/v1/ws. */
   path?: string;
   resumeWaitMs?: number;
+  /** The process's metrics; none are recorded without it. */
+  metrics?: Metrics | null;
 }
 
 export interface WsStats {
@@ -69,15 +73,17 @@ export class WsEdge {
   readonly edgeId = newId();
   private readonly delivery: Delivery;
   private readonly commands: WsCommands;
+  private readonly meter: WsMeter;
   private readonly conns = new Set<Conn>();
   private readonly closedByServer: Record<number, number> = {};
   private readonly sweep: NodeJS.Timeout;
   private closing = false;
 
   constructor(private readonly d: WsEdgeDeps) {
+    this.meter = new WsMeter(d.metrics ?? null);
     this.delivery = new Delivery({
       app: d.app, nc: d.nc, subjects: d.subjects, eventLog: new EventLog(d.orm), log: d.log,
-      retentionSecs: d.cfg.eventRetentionSecs, topicPrefix: `${this.edgeId}:`,
+      retentionSecs: d.cfg.eventRetentionSecs, topicPrefix: `${this.edgeId}:`, meter: this.meter,
     });
     this.commands = new WsCommands({ gateway: d.gateway, orm: d.orm, storage: d.storage ?? null, log: d.log });
     const maxPayload = d.cfg.wsMaxPayloadBytes;
@@ -146,7 +152,7 @@ export class WsEdge {
         const conn = new Conn(
           who.userId, format, who.closeAt, wantsResumeHold(query),
           new TokenBucket(this.d.cfg.wsRateLimitPerSec, this.d.cfg.wsRateLimitBurst), this.d.cfg.wsMaxBufferedBytes,
-          (c, code) => this.countServerClose(c, code),
+          (c, code) => this.countServerClose(c, code), this.meter,
         );
         res.cork(() => res.upgrade<UserData>({ conn }, key, protocol, extensions, ctx));
       },
@@ -159,6 +165,7 @@ export class WsEdge {
 
   private countServerClose(_c: Conn, code: number): void {
     this.closedByServer[code] = (this.closedByServer[code] ?? 0) + 1;
+    if (code === CLOSE.SLOW_CONSUMER[0]) this.meter.slowConsumer();
   }
 
   // ---- socket -----------------------------------------------------------------------------
@@ -167,6 +174,7 @@ export class WsEdge {
     const conn = ws.getUserData().conn;
     conn.ws = ws;
     this.conns.add(conn);
+    this.meter.opened(conn.format);
     this.d.log.debug({ userId: conn.userId, format: conn.format, conn: conn.id }, 'websocket open');
     if (conn.expiresAt !== null) this.expireAt(conn, conn.expiresAt);
     if (conn.holdForResume) {
@@ -190,6 +198,7 @@ export class WsEdge {
     conn.closed = true;
     for (const t of conn.timers) clearTimeout(t);
     this.conns.delete(conn);
+    this.meter.closed(conn.format);
     this.delivery.remove(conn);
     this.d.log.debug({ userId: conn.userId, conn: conn.id, code }, 'websocket closed');
     this.presence('disconnected', conn);
@@ -207,8 +216,11 @@ export class WsEdge {
 
   private message(conn: Conn, data: ArrayBuffer, isBinary: boolean): void {
     if (conn.closed) return;
+    const receivedAt = performance.now();
+    this.meter.frameIn(conn.format, data.byteLength);
     if (data.byteLength > this.d.cfg.wsMaxPayloadBytes) return conn.close(CLOSE.TOO_BIG);
     if (!conn.bucket.take()) {
+      this.meter.rateLimited();
       // Refused frames are not even decoded; a client that keeps going is cut off.
       if (conn.bucket.strikes >= this.d.cfg.wsRateLimitBurst) return conn.close(CLOSE.RATE_LIMITED);
       conn.afterGreeting(() => conn.send({ type: 'error', code: 'RATE_LIMIT_EXCEEDED', message: 'Too many requests. Please slow down.' }));
@@ -230,10 +242,10 @@ export class WsEdge {
       }
       throw e;
     }
-    conn.afterGreeting(() => this.dispatch(conn, frame));
+    conn.afterGreeting(() => this.dispatch(conn, frame, receivedAt));
   }
 
-  private dispatch(conn: Conn, f: ClientFrame): void {
+  private dispatch(conn: Conn, f: ClientFrame, receivedAt: number): void {
     switch (f.type) {
       case 'ping':
         conn.send({ type: 'pong' });
@@ -242,22 +254,24 @@ export class WsEdge {
       case 'ignored':
         return;
       case 'resume':
+        this.meter.resumeRequested();
         this.delivery.resume(conn, f.dialogs, f.id).catch((e) => {
           this.d.log.error({ err: e, userId: conn.userId }, 'resume failed');
           conn.close(CLOSE.INTERNAL);
         });
         return;
       default:
-        this.runCommand(conn, f);
+        this.runCommand(conn, f, receivedAt);
     }
   }
 
   /** One socket's commands on one dialog run one after another, in the order they arrived. */
-  private runCommand(conn: Conn, f: CommandFrame): void {
+  private runCommand(conn: Conn, f: CommandFrame, receivedAt: number): void {
     const prev = conn.commands.get(f.dialogId) ?? Promise.resolve();
     const next = prev.then(async () => {
       const answer = await this.commands.run(conn.userId, f);
       conn.send(answer);
+      if (f.type === 'send' && answer.type === 'ack') this.meter.sendAcked(receivedAt);
     });
     conn.commands.set(f.dialogId, next);
     void next.finally(() => {

@@ -56,7 +56,7 @@ export function messageRoutes(s: RouteServices): RouteDef[] {
       },
     }),
     route({
-      method: 'POST', path: base, auth: 'user', summary: 'Send a message', params: DialogIdParams, body: SendBody,
+      method: 'POST', path: base, auth: 'user', summary: 'Send a message', params: DialogIdParams, body: SendBody, measuresSend: true,
       handler: async ({ caller, params, body, log }) => {
         const dialogId = params.dialog_id.toLowerCase();
         await checkAttachmentsStored(s.orm.em.fork(), s.storage, dialogId, caller.userId, body.attachments ?? []);
