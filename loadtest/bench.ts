@@ -11,8 +11,9 @@
 // (2) the same at half that rate, open loop; (3) fan-out deliveries/s into dialogs of 200;
 // (4) server memory per idle socket (RSS delta / sockets, 10,000 sockets); (5) list dialogs
 // latency for a user in 10,000 dialogs.
-import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
-import { availableParallelism, cpus, totalmem, tmpdir } from 'node:os';
+import { copyFileSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { availableParallelism, cpus, loadavg, totalmem, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
@@ -20,9 +21,10 @@ import { Redis } from 'ioredis';
 import { connect as natsConnect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { DialogSpec, RunResult, RunSpec } from './lib/ipc.js';
-import { ClientProc, ROOT, cpuSeconds, freePort, machineCpu, rssBytes, spawnNode, stop, waitHttp, type Spawned } from './lib/procs.js';
+import { ClientProc, ROOT, cpuByProcess, cpuSeconds, freePort, machineCpu, rssBytes, spawnNode, splitCpu, stop, waitHttp, type Spawned } from './lib/procs.js';
 import { pool, sleep, summarize, type Summary } from './lib/stats.js';
 import { profileMarkdown, summarizeProfile } from './lib/cpuprofile.js';
+import { collectGarbage } from './lib/inspector.js';
 
 const QUICK = process.env.BENCH_QUICK === '1';
 const PROFILE = process.argv.includes('--profile');
@@ -34,15 +36,16 @@ const C = QUICK
   ? {
       clientProcs: 2, usersPerProc: 400, smallSize: 10, bigSize: 200, bigPerProc: 2,
       listDialogs: 2_000, listWarmup: 20, listRequests: 200,
-      s1Ramp: [8, 32], s3Ramp: [2, 8], rampWarmupMs: 500, rampMs: 2000, warmupMs: 1000, measureMs: 4000,
+      s1Ramp: [8, 32, 100], s3Ramp: [2, 8, 24], rampWarmupMs: 500, rampMs: 2000, warmupMs: 1000, measureMs: 4000,
       poolSize: 20, contentBytes: 64, connectConcurrency: 50, timeoutMs: 10_000,
     }
   : {
       clientProcs: 4, usersPerProc: 2_500, smallSize: 10, bigSize: 200, bigPerProc: 12,
       listDialogs: 10_000, listWarmup: 50, listRequests: 600,
-      s1Ramp: [16, 64, 200], s3Ramp: [3, 12, 36], rampWarmupMs: 1000, rampMs: 4000, warmupMs: 2000, measureMs: 15_000,
+      s1Ramp: [16, 64, 200, 500], s3Ramp: [3, 12, 36, 100], rampWarmupMs: 1000, rampMs: 4000, warmupMs: 2000, measureMs: 15_000,
       poolSize: 20, contentBytes: 64, connectConcurrency: 50, timeoutMs: 10_000,
     };
+if (process.env.BENCH_LIST_DIALOGS) C.listDialogs = Number(process.env.BENCH_LIST_DIALOGS);
 const PROFILE_WINDOW = Number(process.argv.find((a) => a.startsWith('--window='))?.slice(9) ?? 64);
 
 const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '_').toLowerCase();
@@ -55,6 +58,7 @@ mkdirSync(resultsDir, { recursive: true });
 
 const log = (...a: unknown[]) => console.error(`[bench ${((performance.now() - T0) / 1000).toFixed(1)}s]`, ...a);
 const T0 = performance.now();
+const LOAD_AT_START = loadavg().map((x) => Math.round(x * 100) / 100);
 const spawned: Spawned[] = [];
 
 // ---- layout ---------------------------------------------------------------------------------
@@ -144,32 +148,37 @@ interface Aggregate {
   clientCpuPctPerProc: number[];
   /** The server process, % of one core. */
   serverCpuPct: number;
-  /** The whole machine, cores busy (out of availableParallelism()). */
-  machineBusyCores: number;
+  /** Busy cores during the window: server, clients, PostgreSQL+NATS+Redis, everything else, machine. */
+  cores: { server: number; clients: number; infra: number; other: number; machine: number };
+  loadAvg1: number;
 }
 
 async function runAll(target: RunningTarget, name: string, specFor: (p: number) => Omit<RunSpec, 'name'>): Promise<Aggregate> {
+  await quiesce(target);
   const specs = target.clients.map((_, p) => ({ name, ...specFor(p) }));
   const s0 = specs[0];
-  let srv0 = 0, srv1 = 0, m0 = machineCpu(), m1 = m0;
+  let p0 = cpuByProcess(), p1 = p0, m0 = machineCpu(), m1 = m0, t0 = 0, t1 = 0;
   const sampler = (async () => {
     await sleep(s0.warmupMs);
-    srv0 = cpuSeconds(target.server.pid);
+    t0 = performance.now();
+    p0 = cpuByProcess();
     m0 = machineCpu();
     await sleep(s0.durationMs);
-    srv1 = cpuSeconds(target.server.pid);
+    t1 = performance.now();
+    p1 = cpuByProcess();
     m1 = machineCpu();
   })();
   const results = (await Promise.all(target.clients.map((c, p) => c.request<'run'>({ cmd: 'run', spec: specs[p] })))).map((r) => r.result);
   await sampler;
-  return aggregate(name, specs, results, (srv1 - srv0) / (s0.durationMs / 1000), (m1.busy - m0.busy) / ((m1.total - m0.total) / availableParallelism()));
+  const cores = splitCpu(p0, p1, m0, m1, (t1 - t0) / 1000, target.server.pid, new Set(target.clients.map((c) => c.p.pid)));
+  return aggregate(name, specs, results, cores);
 }
 
 function merge(into: Record<string, number>, from: Record<string, number>): void {
   for (const [k, v] of Object.entries(from)) into[k] = (into[k] ?? 0) + v;
 }
 
-function aggregate(name: string, specs: RunSpec[], rs: RunResult[], serverCores: number, machineBusyFrac: number): Aggregate {
+function aggregate(name: string, specs: RunSpec[], rs: RunResult[], cores: Aggregate['cores']): Aggregate {
   const secs = specs[0].durationMs / 1000;
   const errors: Record<string, number> = {}, closes: Record<string, number> = {};
   const ack: number[] = [], del: number[] = [];
@@ -194,14 +203,15 @@ function aggregate(name: string, specs: RunSpec[], rs: RunResult[], serverCores:
     sentPerSec: Math.round(sent / secs), acksPerSec: Math.round(acked / secs), deliveriesPerSec: Math.round(deliveries / secs),
     ack: summarize(ack), delivery: summarize(del), errors, timeouts, skipped, closes,
     clientCpuPct: Math.round(cpu.reduce((a, b) => a + b, 0) * 10) / 10, clientCpuPctPerProc: cpu,
-    serverCpuPct: Math.round(serverCores * 1000) / 10,
-    machineBusyCores: Math.round(machineBusyFrac * availableParallelism() * 100) / 100,
+    serverCpuPct: Math.round(cores.server * 1000) / 10,
+    cores, loadAvg1: Math.round(loadavg()[0] * 100) / 100,
   };
 }
 
 const brief = (a: Aggregate) =>
   `${a.name}: acks ${a.acksPerSec}/s, deliveries ${a.deliveriesPerSec}/s, ack p50/p99 ${a.ack.p50}/${a.ack.p99} ms, ` +
   `delivery p50/p99 ${a.delivery.p50}/${a.delivery.p99} ms, server ${a.serverCpuPct}%, clients ${a.clientCpuPct}%, ` +
+  `busy cores ${JSON.stringify(a.cores)}, ` +
   `errors ${JSON.stringify(a.errors)}, timeouts ${a.timeouts}, closes ${JSON.stringify(a.closes)}`;
 
 // ---- targets --------------------------------------------------------------------------------
@@ -225,23 +235,62 @@ interface TargetResult {
   name: TargetName;
   startMs: number;
   list?: ListResult;
-  connect: { sockets: number; connected: number; failed: number; errors: Record<string, number>; ms: number; clientCpuPct: number };
-  memory: { rssBeforeBytes: number; rssAfterBytes: number; bytesPerSocket: number };
+  connect: { sockets: number; connected: number; failed: number; errors: Record<string, number>; ms: number; clientCpuPct: number; serverCpuPct: number };
+  memory: {
+    /** RSS before any socket, after a forced full GC. */
+    rssBeforeBytes: number;
+    /** RSS 3 s after the last socket opened (the issue's figure: RSS delta / sockets). */
+    rssAfterBytes: number;
+    bytesPerSocket: number;
+    /** The same after a forced full GC (garbage of the connect burst collected). */
+    rssAfterGcBytes: number;
+    bytesPerSocketAfterGc: number;
+    /** V8 heap used per socket (after GC, both ends). */
+    heapBytesPerSocket: number;
+  };
   s1Ramp: Aggregate[];
   s1: Aggregate;
   s2: Aggregate;
   s3Ramp: Aggregate[];
   s3: Aggregate;
-  profileWindowUs?: { fromUs: number; toUs: number };
+  /** CLOCK_MONOTONIC µs windows (profiling): list requests, socket connects, scenario 1. */
+  windowsUs?: Record<'list' | 'connect' | 's1', { fromUs: number; toUs: number }>;
 }
 
-async function startServer(name: TargetName, layoutFile: string): Promise<{ server: Spawned; url: string }> {
+/**
+ * The service runs as it does in production: compiled JavaScript (real line numbers in profiles,
+ * no loader hooks). Falls back to tsx on the sources if the build fails.
+ */
+function buildService(): string[] {
+  const out = join(ROOT, 'temp', 'bench-build');
+  const r = spawnSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json', '--outDir', out], {
+    cwd: ROOT, encoding: 'utf8',
+  });
+  if (r.status !== 0) {
+    log(`build failed, running the service from source with tsx:\n${(r.stdout + r.stderr).slice(0, 2000)}`);
+    return ['--import', 'tsx', 'src/main.ts'];
+  }
+  copyFileSync(join(ROOT, 'package.json'), join(out, 'package.json'));
+  return [join(out, 'src', 'main.js')];
+}
+let serviceArgs: string[] = [];
+
+interface Server {
+  server: Spawned;
+  url: string;
+  /** Inspector port (forced GC and heap usage for the memory figure). */
+  inspect: number;
+}
+
+async function startServer(name: TargetName, layoutFile: string): Promise<Server> {
   const port = await freePort();
+  const inspect = await freePort();
+  const insp = `--inspect=127.0.0.1:${inspect}`;
   const url = `http://127.0.0.1:${port}`;
   let server: Spawned;
   if (name === 'mtchat') {
     const prof = PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${logDir}`] : [];
-    server = spawnNode('mtchat', [...prof, '--import', 'tsx', 'src/main.ts'], {
+    server = spawnNode('mtchat', [insp, ...prof, ...serviceArgs], {
       PORT: String(port), HOST: '127.0.0.1', NODE_ENV: 'production', MTCHAT_ALLOW_INSECURE: 'true', LOG_LEVEL: 'warn',
       DATABASE_URL: `${PG_BASE}/${dbName}`, MTCHAT_NAMESPACE: namespace, DATABASE_MAX_CONNECTIONS: String(C.poolSize),
       REDIS_URL, NATS_URL, MTCHAT_DEV_S3: 'false',
@@ -251,18 +300,18 @@ async function startServer(name: TargetName, layoutFile: string): Promise<{ serv
     spawned.push(server);
     await waitHttp(`${url}/health/ready`, 90_000, server);
   } else if (name === 'socketio') {
-    server = spawnNode('socketio-peer', ['--import', 'tsx', 'loadtest/peers/socketio-peer.ts'], {
+    server = spawnNode('socketio-peer', [insp, '--import', 'tsx', 'loadtest/peers/socketio-peer.ts'], {
       PORT: String(port), DATABASE_URL: `${PG_BASE}/${dbName}`, REDIS_URL, POOL_SIZE: String(C.poolSize), KEY_PREFIX: namespace,
       NODE_ENV: 'production',
     }, logDir);
     spawned.push(server);
     await waitHttp(`${url}/health`, 60_000, server);
   } else {
-    server = spawnNode('uws-echo', ['--import', 'tsx', 'loadtest/limits/uws-echo.ts'], { PORT: String(port), LAYOUT_FILE: layoutFile, NODE_ENV: 'production' }, logDir);
+    server = spawnNode('uws-echo', [insp, '--import', 'tsx', 'loadtest/limits/uws-echo.ts'], { PORT: String(port), LAYOUT_FILE: layoutFile, NODE_ENV: 'production' }, logDir);
     spawned.push(server);
     await waitHttp(`${url}/health`, 60_000, server);
   }
-  return { server, url };
+  return { server, url, inspect };
 }
 
 async function listBench(url: string): Promise<ListResult> {
@@ -283,24 +332,33 @@ async function listBench(url: string): Promise<ListResult> {
   return { requests: C.listRequests, items, latency: summarize(lat) };
 }
 
-// The statement the peer runs, straight over pg: what the database alone needs for one page.
-const LIST_SQL = `
-  SELECT d.id, d.object_id, d.object_type, d.title, d.created_at, p.unread_count, p.is_archived, p.is_pinned,
-    (SELECT count(*)::int FROM dialog_participants c WHERE c.dialog_id = d.id) AS participants_count,
-    lm.id AS last_message_id, lm.content AS last_message_content, lm.sender_id AS last_message_sender, lm.sent_at AS last_message_at
-  FROM dialog_participants p
-  JOIN dialogs d ON d.id = p.dialog_id
-  LEFT JOIN LATERAL (SELECT m.id, m.content, m.sender_id, m.sent_at FROM messages m
-                     WHERE m.dialog_id = d.id ORDER BY m.sent_at DESC LIMIT 1) lm ON true
-  WHERE p.user_id = $1
-  ORDER BY d.created_at DESC, d.id DESC
-  LIMIT $2`;
+// The limit for scenario 5: everything a page of the list shows (the caller's unread count and
+// flags, participants, last message), for the newest 50 of the caller's dialogs, in one statement
+// over pg: the database's share of the work, with no HTTP and no application code.
+const LIST_LIMIT_SQL = `
+  WITH page AS (
+    SELECT d.id, d.created_at FROM dialogs d JOIN dialog_participants p ON p.dialog_id = d.id AND p.user_id = $1
+    ORDER BY d.created_at DESC, d.id DESC LIMIT $2)
+  SELECT d.id, d.object_id, d.object_type, d.title, d.object_url, d.created_by, d.created_at, d.meta,
+    (me.unread_count + (d.user_msg_count - me.read_mark))::int AS unread_count, me.is_archived, me.is_pinned, me.notifications_enabled,
+    pc.cnt AS participants_count, pc.list AS participants,
+    lm.id AS lm_id, lm.content AS lm_content, lm.sender_id AS lm_sender_id, lm.sent_at AS lm_sent_at, lm.message_type AS lm_type
+  FROM page JOIN dialogs d ON d.id = page.id
+  JOIN dialog_participants me ON me.dialog_id = d.id AND me.user_id = $1
+  LEFT JOIN LATERAL (
+    SELECT count(*)::int AS cnt, json_agg(json_build_object('user_id', p.user_id, 'display_name', p.display_name, 'company', p.company)
+                                         ORDER BY p.joined_at, p.user_id) AS list
+    FROM dialog_participants p WHERE p.dialog_id = d.id) pc ON true
+  LEFT JOIN LATERAL (
+    SELECT m.id, m.content, m.sender_id, m.sent_at, m.message_type FROM messages m
+    WHERE m.dialog_id = d.id ORDER BY m.id DESC LIMIT 1) lm ON true
+  ORDER BY d.created_at DESC, d.id DESC`;
 
 async function listSqlLimit(db: pg.Client): Promise<ListResult> {
   let items = 0;
   const once = async () => {
     const t = performance.now();
-    const r = await db.query(LIST_SQL, [LISTER, 50]);
+    const r = await db.query(LIST_LIMIT_SQL, [LISTER, 50]);
     items = r.rows.length;
     return performance.now() - t;
   };
@@ -310,19 +368,59 @@ async function listSqlLimit(db: pg.Client): Promise<ListResult> {
   return { requests: C.listRequests, items, latency: summarize(lat) };
 }
 
-async function runTarget(name: TargetName, layout: Layout, layoutFile: string, started?: { server: Spawned; url: string }): Promise<TargetResult> {
+/** A step past saturation: sends timed out or were refused. */
+const overloaded = (a: Aggregate) => a.timeouts > 0 || Object.keys(a.errors).length > 0;
+
+/**
+ * A ramp goes on while its last step was clean and raised the figure by at least 10 % over the
+ * best before it.
+ */
+function gained(steps: Aggregate[], f: (a: Aggregate) => number): boolean {
+  const last = steps[steps.length - 1];
+  if (overloaded(last)) return false;
+  if (steps.length < 2) return true;
+  const before = Math.max(...steps.slice(0, -1).map(f));
+  return f(last) >= before * 1.1;
+}
+
+/** The saturation point: the best clean step (the first step if none was clean). */
+function bestStep(steps: Aggregate[], f: (a: Aggregate) => number): Aggregate {
+  const clean = steps.filter((a) => !overloaded(a));
+  return (clean.length ? clean : steps.slice(0, 1)).reduce((b, a) => (f(a) > f(b) ? a : b));
+}
+
+/** Waits until the server has worked off what earlier runs left queued (its CPU falls below 15 %). */
+async function quiesce(target: RunningTarget): Promise<void> {
+  const t = performance.now();
+  for (;;) {
+    const c0 = cpuSeconds(target.server.pid);
+    await sleep(500);
+    if ((cpuSeconds(target.server.pid) - c0) / 0.5 < 0.15 || performance.now() - t > 60_000) break;
+  }
+  const ms = performance.now() - t;
+  if (ms > 1500) log(`${target.name}: waited ${Math.round(ms)} ms for the server to go idle`);
+}
+
+async function runTarget(name: TargetName, layout: Layout, layoutFile: string, started?: Server): Promise<TargetResult> {
   const t0 = performance.now();
-  const { server, url } = started ?? (await startServer(name, layoutFile));
+  const { server, url, inspect } = started ?? (await startServer(name, layoutFile));
   const startMs = Math.round(performance.now() - t0);
   log(`${name}: up at ${url} (pid ${server.pid})`);
   const out: Partial<TargetResult> = { name, startMs };
 
-  if (name !== 'uws' && !PROFILE) {
+  const hr = () => Number(process.hrtime.bigint() / 1000n);
+  const windows = { list: { fromUs: 0, toUs: 0 }, connect: { fromUs: 0, toUs: 0 }, s1: { fromUs: 0, toUs: 0 } };
+  out.windowsUs = windows;
+  if (name !== 'uws') {
+    windows.list.fromUs = hr();
     out.list = await listBench(url);
+    windows.list.toUs = hr();
     log(`${name}: list dialogs p50/p99 ${out.list.latency.p50}/${out.list.latency.p99} ms (${out.list.items} items)`);
   }
 
-  await sleep(2000);
+  await sleep(1000);
+  const heapBefore = await collectGarbage(inspect);
+  await sleep(1000);
   const rssBefore = rssBytes(server.pid);
   const clients = layout.users.map((_, p) => {
     const s = spawnNode(`${name}-client-${p}`, ['--import', 'tsx', 'loadtest/clients/client.ts'], { BENCH_DRIVER: name, BENCH_URL: url }, logDir, { ipc: true });
@@ -332,21 +430,34 @@ async function runTarget(name: TargetName, layout: Layout, layoutFile: string, s
   const target: RunningTarget = { name, url, server, clients };
   try {
     const tc = performance.now();
+    windows.connect.fromUs = hr();
+    const srvCpu0 = cpuSeconds(server.pid);
     const conns = await Promise.all(clients.map((c, p) =>
       c.request<'connect'>({ cmd: 'connect', users: layout.users[p], concurrency: C.connectConcurrency, timeoutMs: 60_000 })));
     const connectMs = performance.now() - tc;
+    windows.connect.toUs = hr();
+    const srvCpu = cpuSeconds(server.pid) - srvCpu0;
     const errors: Record<string, number> = {};
     for (const c of conns) merge(errors, c.result.errors);
     const connected = conns.reduce((a, c) => a + c.result.connected, 0);
     out.connect = {
       sockets: layout.users.flat().length, connected, failed: conns.reduce((a, c) => a + c.result.failed, 0), errors, ms: Math.round(connectMs),
       clientCpuPct: Math.round((conns.reduce((a, c) => a + c.result.cpuUs, 0) / 1e6 / (connectMs / 1000)) * 1000) / 10,
+      serverCpuPct: Math.round((srvCpu / (connectMs / 1000)) * 1000) / 10,
     };
     log(`${name}: ${connected} sockets connected in ${Math.round(connectMs)} ms`, connected < out.connect.sockets ? errors : '');
     await sleep(3000);
     const rssAfter = rssBytes(server.pid);
-    out.memory = { rssBeforeBytes: rssBefore, rssAfterBytes: rssAfter, bytesPerSocket: Math.round((rssAfter - rssBefore) / Math.max(1, connected)) };
-    log(`${name}: RSS ${Math.round(rssBefore / 2 ** 20)} → ${Math.round(rssAfter / 2 ** 20)} MiB, ${out.memory.bytesPerSocket} B/socket`);
+    const heapAfter = await collectGarbage(inspect);
+    await sleep(1000);
+    const rssAfterGc = rssBytes(server.pid);
+    const per = (d: number) => Math.round(d / Math.max(1, connected));
+    out.memory = {
+      rssBeforeBytes: rssBefore, rssAfterBytes: rssAfter, bytesPerSocket: per(rssAfter - rssBefore),
+      rssAfterGcBytes: rssAfterGc, bytesPerSocketAfterGc: per(rssAfterGc - rssBefore), heapBytesPerSocket: per(heapAfter.usedSize - heapBefore.usedSize),
+    };
+    log(`${name}: RSS ${Math.round(rssBefore / 2 ** 20)} → ${Math.round(rssAfter / 2 ** 20)} MiB (${Math.round(rssAfterGc / 2 ** 20)} MiB after GC): ` +
+      `${out.memory.bytesPerSocket} B/socket (${out.memory.bytesPerSocketAfterGc} after GC; heap ${out.memory.heapBytesPerSocket})`);
 
     const closed = (window: number, warmupMs: number, durationMs: number, dialogs: DialogSpec[][]) => (p: number): Omit<RunSpec, 'name'> => ({
       dialogs: dialogs[p], mode: 'closed', window, warmupMs, durationMs, timeoutMs: C.timeoutMs, contentBytes: C.contentBytes,
@@ -360,20 +471,19 @@ async function runTarget(name: TargetName, layout: Layout, layoutFile: string, s
         const a = await runAll(target, `s1-ramp-${w * C.clientProcs}`, closed(w, C.rampWarmupMs, C.rampMs, layout.small));
         log(`${name}: ${brief(a)}`);
         out.s1Ramp.push(a);
+        if (!gained(out.s1Ramp, (x) => x.acksPerSec)) break;
       }
-      best = out.s1Ramp.reduce((b, a) => (a.acksPerSec > b.acksPerSec ? a : b)).window!;
+      best = bestStep(out.s1Ramp, (a) => a.acksPerSec).window!;
     }
-    const windowUs = { fromUs: 0, toUs: 0 };
-    const hr = () => Number(process.hrtime.bigint() / 1000n);
-    windowUs.fromUs = hr() + (PROFILE ? C.warmupMs * 1000 : 0);
+    windows.s1.fromUs = hr() + C.warmupMs * 1000;
     out.s1 = await runAll(target, 's1-saturation', closed(best / C.clientProcs, C.warmupMs, PROFILE ? 20_000 : C.measureMs, layout.small));
-    windowUs.toUs = hr();
-    out.profileWindowUs = windowUs;
+    windows.s1.toUs = hr();
     log(`${name}: ${brief(out.s1)}`);
     if (PROFILE) return out as TargetResult;
 
     // (2) half of this target's own saturation rate, open loop (latency from the scheduled time).
-    const half = out.s1.acksPerSec / 2;
+    // (If the long run fell apart, the ramp's saturation figure stands in.)
+    const half = Math.max(out.s1.acksPerSec, out.s1Ramp.length ? bestStep(out.s1Ramp, (a) => a.acksPerSec).acksPerSec : 0) / 2;
     out.s2 = await runAll(target, 's2-half-rate', (p) => ({
       dialogs: layout.small[p], mode: 'open', rate: half / C.clientProcs, warmupMs: C.warmupMs, durationMs: C.measureMs,
       timeoutMs: C.timeoutMs, contentBytes: C.contentBytes,
@@ -386,8 +496,9 @@ async function runTarget(name: TargetName, layout: Layout, layoutFile: string, s
       const a = await runAll(target, `s3-ramp-${w * C.clientProcs}`, closed(w, C.rampWarmupMs, C.rampMs, layout.big));
       log(`${name}: ${brief(a)}`);
       out.s3Ramp.push(a);
+      if (!gained(out.s3Ramp, (x) => x.deliveriesPerSec)) break;
     }
-    const bestFan = out.s3Ramp.reduce((b, a) => (a.deliveriesPerSec > b.deliveriesPerSec ? a : b)).window!;
+    const bestFan = bestStep(out.s3Ramp, (a) => a.deliveriesPerSec).window!;
     out.s3 = await runAll(target, 's3-fanout', closed(bestFan / C.clientProcs, C.warmupMs, C.measureMs, layout.big));
     log(`${name}: ${brief(out.s3)}`);
     return out as TargetResult;
@@ -462,9 +573,11 @@ function buildRows(r: Record<TargetName, TargetResult>, pgMsg: PgLimit, pgFull: 
     { id: '3b', figure: 'S3 sends/s (acks/s) during fan-out', unit: '/s', better: 'higher', mtchat: m.s3.acksPerSec, peer: s.s3.acksPerSec, limit: u.s3.acksPerSec, limitName: 'uWS publish' },
     { id: '3c', figure: 'S3 send→delivery p99 during fan-out', unit: 'ms', better: 'lower', mtchat: m.s3.delivery.p99, peer: s.s3.delivery.p99, limit: u.s3.delivery.p99, limitName: 'uWS publish' },
     { id: '4a', figure: `S4 server memory per idle socket (${m.connect.connected} sockets, RSS delta)`, unit: 'B', better: 'lower', mtchat: m.memory.bytesPerSocket, peer: s.memory.bytesPerSocket, limit: u.memory.bytesPerSocket, limitName: 'bare uWS' },
-    { id: '4b', figure: 'S4 time to open all sockets', unit: 'ms', better: 'lower', mtchat: m.connect.ms, peer: s.connect.ms, limit: u.connect.ms, limitName: 'bare uWS' },
-    { id: '5a', figure: `S5 list dialogs p50 (user in ${C.listDialogs} dialogs, page of 50)`, unit: 'ms', better: 'lower', mtchat: m.list!.latency.p50, peer: s.list!.latency.p50, limit: listSql.latency.p50, limitName: 'the SQL alone over pg' },
-    { id: '5b', figure: 'S5 list dialogs p99', unit: 'ms', better: 'lower', mtchat: m.list!.latency.p99, peer: s.list!.latency.p99, limit: listSql.latency.p99, limitName: 'the SQL alone over pg' },
+    { id: '4b', figure: 'S4 same, after a forced full GC (garbage of the connect burst collected)', unit: 'B', better: 'lower', mtchat: m.memory.bytesPerSocketAfterGc, peer: s.memory.bytesPerSocketAfterGc, limit: u.memory.bytesPerSocketAfterGc, limitName: 'bare uWS' },
+    { id: '4c', figure: 'S4 V8 heap used per idle socket (after GC)', unit: 'B', better: 'lower', mtchat: m.memory.heapBytesPerSocket, peer: s.memory.heapBytesPerSocket, limit: u.memory.heapBytesPerSocket, limitName: 'bare uWS' },
+    { id: '4d', figure: 'S4 time to open all sockets', unit: 'ms', better: 'lower', mtchat: m.connect.ms, peer: s.connect.ms, limit: u.connect.ms, limitName: 'bare uWS' },
+    { id: '5a', figure: `S5 list dialogs p50 (user in ${C.listDialogs} dialogs, page of 50)`, unit: 'ms', better: 'lower', mtchat: m.list!.latency.p50, peer: s.list!.latency.p50, limit: listSql.latency.p50, limitName: 'one SQL statement for the page over pg' },
+    { id: '5b', figure: 'S5 list dialogs p99', unit: 'ms', better: 'lower', mtchat: m.list!.latency.p99, peer: s.list!.latency.p99, limit: listSql.latency.p99, limitName: 'one SQL statement for the page over pg' },
   ];
   const goal = (id: string, text: string, pass: boolean) => {
     const row = rows.find((x) => x.id === id)!;
@@ -487,7 +600,13 @@ function markdown(meta: Record<string, unknown>, rows: Row[], r: Record<TargetNa
   L.push(`# mtchat benchmark ${meta.timestamp}`, '');
   L.push(`Machine: ${meta.cores} cores (\`os.availableParallelism()\`), ${meta.cpuModel}, ${meta.memGiB} GiB RAM, Node ${meta.node}. ` +
     `Everything on this one machine: server, PostgreSQL, NATS, Redis and ${C.clientProcs} client processes share the ${meta.cores} cores. ` +
-    `Run took ${meta.totalSec} s.`, '');
+    `Run took ${meta.totalSec} s. Load average (1/5/15 min) at start ${(meta.loadAvgAtStart as number[]).join(' / ')}, at end ${(meta.loadAvgAtEnd as number[]).join(' / ')}.`, '');
+  const busyOther = (['mtchat', 'socketio', 'uws'] as TargetName[]).flatMap((t) => [r[t].s1, r[t].s2, r[t].s3]).filter((a) => a.cores.other > 0.2);
+  if (busyOther.length > 0) {
+    L.push(`**Caution:** other work was using the machine during ${busyOther.length} of the measured windows ` +
+      `(up to ${Math.max(...busyOther.map((a) => a.cores.other))} cores outside the bench's processes and PostgreSQL/NATS/Redis); ` +
+      `those figures are low by that much. See the CPU table below.`, '');
+  }
   L.push(`Layout: ${r.mtchat.connect.sockets} users, each with one msgpack socket (Socket.IO: its websocket transport), ` +
     `${C.clientProcs * C.usersPerProc / C.smallSize} dialogs of ${C.smallSize} and ${C.clientProcs * C.bigPerProc} dialogs of ${C.bigSize}; ` +
     `a send completes when its ack and its message.new at the next participant's socket have both arrived. ` +
@@ -500,15 +619,18 @@ function markdown(meta: Record<string, unknown>, rows: Row[], r: Record<TargetNa
       `${fmtRatio(ratio(x.mtchat, x.limit))} | ${x.goal?.text ?? ''} | ${x.goal ? (x.goal.pass ? '**pass**' : '**FAIL**') : ''} |`);
   }
   L.push('', '## CPU during the measured windows', '');
-  L.push('Server and client figures are % of one core; "machine" is busy cores out of ' + meta.cores + ' (the rest of the busy time is PostgreSQL, NATS, Redis and the OS).', '');
-  L.push('| target | scenario | in flight / offered | server CPU % | client CPU % (sum; per process) | machine busy cores | errors | timeouts | server closes |');
-  L.push('|---|---|---|---|---|---|---|---|---|');
+  L.push(`Server and client CPU are % of one core (clients: as each process reports it with \`process.cpuUsage()\`). ` +
+    `Busy cores (out of ${meta.cores}) from /proc: the server, the clients, PostgreSQL + NATS + Redis (all their processes, ` +
+    `whoever uses them), and everything else on the machine (other test runs, the OS); load average at the window's end.`, '');
+  L.push('| target | scenario | in flight / offered | server CPU % | client CPU % (sum; per process) | busy cores: server / clients / PG+NATS+Redis / other / machine | load avg | errors | timeouts | server closes |');
+  L.push('|---|---|---|---|---|---|---|---|---|---|');
   for (const t of ['mtchat', 'socketio', 'uws'] as TargetName[]) {
     for (const a of [r[t].s1, r[t].s2, r[t].s3]) {
-      L.push(`| ${t} | ${a.name} | ${a.window ?? `${a.offeredPerSec}/s`} | ${a.serverCpuPct} | ${a.clientCpuPct} (${a.clientCpuPctPerProc.join(', ')}) | ${a.machineBusyCores} | ` +
-        `${JSON.stringify(a.errors)} | ${a.timeouts} | ${JSON.stringify(a.closes)} |`);
+      const c = a.cores;
+      L.push(`| ${t} | ${a.name} | ${a.window ?? `${a.offeredPerSec}/s`} | ${a.serverCpuPct} | ${a.clientCpuPct} (${a.clientCpuPctPerProc.join(', ')}) | ` +
+        `${c.server} / ${c.clients} / ${c.infra} / ${c.other} / ${c.machine} | ${a.loadAvg1} | ${JSON.stringify(a.errors)} | ${a.timeouts} | ${JSON.stringify(a.closes)} |`);
     }
-    L.push(`| ${t} | connect ${r[t].connect.connected}/${r[t].connect.sockets} sockets | — | — | ${r[t].connect.clientCpuPct} | — | ${JSON.stringify(r[t].connect.errors)} | — | — |`);
+    L.push(`| ${t} | connect ${r[t].connect.connected}/${r[t].connect.sockets} sockets | ${C.connectConcurrency * C.clientProcs} | ${r[t].connect.serverCpuPct} | ${r[t].connect.clientCpuPct} | — | — | ${JSON.stringify(r[t].connect.errors)} | — | — |`);
   }
   L.push('', '## Saturation ramps (closed loop, total sends in flight → acks/s)', '');
   for (const t of ['mtchat', 'socketio', 'uws'] as TargetName[]) {
@@ -524,6 +646,10 @@ function markdown(meta: Record<string, unknown>, rows: Row[], r: Record<TargetNa
 
 async function cleanup(): Promise<void> {
   for (const p of spawned) await stop(p, 5000).catch(() => undefined);
+  if (process.env.BENCH_KEEP_DB === '1') {
+    log(`BENCH_KEEP_DB=1: kept database ${dbName} (drop it yourself)`);
+    return;
+  }
   const admin = new pg.Client({ connectionString: `${PG_BASE}/postgres` });
   await admin.connect();
   await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(dbName)} WITH (FORCE)`);
@@ -549,6 +675,8 @@ async function cleanup(): Promise<void> {
 
 async function main(): Promise<void> {
   log(`${QUICK ? 'QUICK ' : ''}${PROFILE ? 'PROFILE ' : ''}run ${stamp}: database ${dbName}, namespace ${namespace}, logs in ${logDir}`);
+  serviceArgs = buildService();
+  log(`service: node ${serviceArgs.join(' ')}`);
   const mt = await startServer('mtchat', '');
   const layout = await createDialogs(mt.url);
   const layoutFile = join(logDir, 'layout.json');
@@ -556,21 +684,26 @@ async function main(): Promise<void> {
   log(`created ${layout.small.flat().length} + ${layout.big.flat().length} dialogs over the Management API`);
   const db = new pg.Client({ connectionString: `${PG_BASE}/${dbName}` });
   await db.connect();
-  if (!PROFILE) {
-    await seedLister(db);
-    log(`seeded ${C.listDialogs} dialogs for ${LISTER}`);
-  }
+  await seedLister(db);
+  log(`seeded ${C.listDialogs} dialogs for ${LISTER}`);
 
   const results: Partial<Record<TargetName, TargetResult>> = {};
   results.mtchat = await runTarget('mtchat', layout, layoutFile, mt);
   if (PROFILE) {
     await db.end();
-    const files = readdirSync(logDir).filter((f) => f.endsWith('.cpuprofile'));
+    // The main thread's profile is the big one (tsx's loader thread writes a small one too).
+    const files = readdirSync(logDir).filter((f) => f.endsWith('.cpuprofile')).map((f) => join(logDir, f));
     if (files.length === 0) throw new Error('no .cpuprofile written');
-    const file = join(logDir, files[0]);
-    const s = summarizeProfile(file, results.mtchat.profileWindowUs);
-    const md = `# mtchat CPU profile, scenario 1 at ${PROFILE_WINDOW * C.clientProcs} in flight (${stamp})\n\n` +
-      `${brief(results.mtchat.s1)}\n\nProfile: ${file}\n\n${profileMarkdown(s)}\n`;
+    const file = files.sort((a, b) => statSync(b).size - statSync(a).size)[0];
+    const w = results.mtchat.windowsUs!;
+    const l = results.mtchat.list!;
+    const c = results.mtchat.connect;
+    const md = `# mtchat CPU profile (${stamp})\n\nProfile: ${file} (node --cpu-prof on the server process; self time per function, ` +
+      `then inclusive time per file and per service function; async continuations start a new stack, so inclusive figures of the ` +
+      `service's own functions only cover their synchronous part)\n\n` +
+      `## Scenario 1 at ${PROFILE_WINDOW * C.clientProcs} sends in flight\n\n${brief(results.mtchat.s1)}\n\n${profileMarkdown(summarizeProfile(file, w.s1))}\n\n` +
+      `## Opening ${c.connected} sockets (${c.ms} ms, server ${c.serverCpuPct} % CPU)\n\n${profileMarkdown(summarizeProfile(file, w.connect, 15))}\n\n` +
+      `## Scenario 5: ${l.requests} list requests (p50 ${l.latency.p50} ms, p99 ${l.latency.p99} ms)\n\n${profileMarkdown(summarizeProfile(file, w.list, 15))}\n`;
     writeFileSync(join(resultsDir, `profile-${stamp}.md`), md);
     console.log(md);
     return;
@@ -590,6 +723,7 @@ async function main(): Promise<void> {
   const meta = {
     timestamp: stamp, cores: availableParallelism(), cpuModel: cpus()[0]?.model ?? 'unknown', memGiB: Math.round(totalmem() / 2 ** 30),
     node: process.version, totalSec: Math.round((performance.now() - T0) / 1000), quick: QUICK, config: C,
+    loadAvgAtStart: LOAD_AT_START, loadAvgAtEnd: loadavg().map((x) => Math.round(x * 100) / 100),
   };
   const report = {
     meta, table: rows.map((x) => ({ ...x, ratioToPeer: ratio(x.mtchat, x.peer), ratioToLimit: ratio(x.mtchat, x.limit) })),

@@ -1,7 +1,7 @@
 // Child processes of the bench: spawned with a raised file-descriptor limit, logged to files,
 // measured from /proc (RSS, CPU ticks), stopped by their own pid.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { openSync, closeSync, readFileSync } from 'node:fs';
+import { openSync, closeSync, readFileSync, readdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import type { ClientReply, ClientRequest } from './ipc.js';
@@ -103,6 +103,46 @@ export function cpuSeconds(pid: number): number {
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   // fields[0] is field 3 (state); utime and stime are fields 14 and 15.
   return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SEC;
+}
+
+/** CPU seconds used so far by every process on the machine, with its command name. */
+export function cpuByProcess(): Map<number, { comm: string; cpu: number }> {
+  const out = new Map<number, { comm: string; cpu: number }>();
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out.set(Number(d), { comm, cpu: (Number(f[11]) + Number(f[12])) / TICKS_PER_SEC });
+    } catch {
+      /* exited meanwhile */
+    }
+  }
+  return out;
+}
+
+const INFRA = new Set(['postgres', 'nats-server', 'redis-server']);
+
+/**
+ * Busy cores between two snapshots, split into the server under test, the client processes,
+ * the shared infrastructure (PostgreSQL, NATS, Redis: all their processes, whoever uses them) and
+ * everything else on the machine (other people's test runs, the bench itself, the OS).
+ */
+export function splitCpu(
+  a: Map<number, { comm: string; cpu: number }>, b: Map<number, { comm: string; cpu: number }>,
+  m0: { busy: number }, m1: { busy: number }, seconds: number, server: number, clients: Set<number>,
+): { server: number; clients: number; infra: number; other: number; machine: number } {
+  let srv = 0, cl = 0, infra = 0;
+  for (const [pid, v] of b) {
+    const d = v.cpu - (a.get(pid)?.cpu ?? 0);
+    if (pid === server) srv += d;
+    else if (clients.has(pid)) cl += d;
+    else if (INFRA.has(v.comm)) infra += d;
+  }
+  const machine = m1.busy - m0.busy;
+  const r = (x: number) => Math.round((x / seconds) * 100) / 100;
+  return { server: r(srv), clients: r(cl), infra: r(infra), other: r(Math.max(0, machine - srv - cl - infra)), machine: r(machine) };
 }
 
 /** Whole machine: busy and total CPU seconds (all cores) since boot. */

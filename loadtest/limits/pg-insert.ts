@@ -20,7 +20,8 @@ const layout = JSON.parse(readFileSync(process.env.LAYOUT_FILE ?? '', 'utf8')) a
 const dialogs = layout.dialogs;
 const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: poolSize });
 
-// Far above anything the service assigns, so (dialog_id, seq) stays unique.
+// Far above anything the service assigns (and apart per mode), so (dialog_id, seq) stays unique.
+const seqBase = mode === 'full' ? 2_000_000_000 : 1_000_000_000;
 const seqOf = new Map<string, number>();
 let turn = 0;
 const padding = 'x'.repeat(contentBytes);
@@ -29,7 +30,7 @@ function rows(n: number) {
   const ids: string[] = [], dialogIds: string[] = [], senders: string[] = [], contents: string[] = [], seqs: number[] = [], cmids: string[] = [];
   for (let i = 0; i < n; i++) {
     const d = dialogs[turn++ % dialogs.length];
-    const seq = (seqOf.get(d.id) ?? 1_000_000_000) + 1;
+    const seq = (seqOf.get(d.id) ?? seqBase) + 1;
     seqOf.set(d.id, seq);
     ids.push(randomUUID());
     dialogIds.push(d.id);
