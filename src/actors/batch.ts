@@ -30,43 +30,64 @@ export function errorReply(e: unknown, log: Logger, requestId?: string): Command
   return { ok: false, error: { status: 500, code: 'INTERNAL_ERROR', message: 'Internal server error' } };
 }
 
-async function runOne(tx: Em, env: CommandEnvelope, opts: BatchOptions): Promise<{ reply: CommandReply; events: DomainEvent[] }> {
-  return tx.transactional(async (em) => {
-    const prior = await em.findOne(CommandLogSchema, { request_id: env.requestId });
-    if (prior) return { reply: { ok: true, result: prior.result } as CommandReply, events: [] };
+type Ran = { reply: CommandReply; events: DomainEvent[] };
 
-    const handler = COMMANDS[env.name] as CommandHandler<unknown, unknown>;
-    const out = await handler(em as Em, env.cmd);
-    const now = new Date();
-    const result = toJson(out.result);
-    em.create(CommandLogSchema, { request_id: env.requestId, result, created_at: now });
-    for (const e of out.events) {
-      if (e.seq !== undefined) em.create(DialogEventSchema, { dialog_id: e.dialogId, seq: e.seq, payload: e.event, created_at: now });
+/** The command itself, its idempotency record and its event-log rows, in the given unit of work. */
+async function runBody(em: Em, env: CommandEnvelope, opts: BatchOptions): Promise<Ran> {
+  const prior = await em.findOne(CommandLogSchema, { request_id: env.requestId });
+  if (prior) return { reply: { ok: true, result: prior.result } as CommandReply, events: [] };
+
+  const handler = COMMANDS[env.name] as CommandHandler<unknown, unknown>;
+  const out = await handler(em as Em, env.cmd);
+  const now = new Date();
+  const result = toJson(out.result);
+  em.create(CommandLogSchema, { request_id: env.requestId, result, created_at: now });
+  for (const e of out.events) {
+    if (e.seq !== undefined) em.create(DialogEventSchema, { dialog_id: e.dialogId, seq: e.seq, payload: e.event, created_at: now });
+  }
+  if (opts.persistOutbox) {
+    for (const d of out.outbox) {
+      em.create(OutboxSchema, { id: newId(), kind: d.kind, dialog_id: d.dialogId, payload: d.payload, created_at: now });
     }
-    if (opts.persistOutbox) {
-      for (const d of out.outbox) {
-        em.create(OutboxSchema, { id: newId(), kind: d.kind, dialog_id: d.dialogId, payload: d.payload, created_at: now });
-      }
-    }
-    return { reply: { ok: true, result } as CommandReply, events: out.events };
-  }, { clear: true });
+  }
+  return { reply: { ok: true, result } as CommandReply, events: out.events };
+}
+
+/** In a batch each command gets a savepoint (and a clean identity map), so its failure is its own. */
+const runInSavepoint = (tx: Em, env: CommandEnvelope, opts: BatchOptions): Promise<Ran> =>
+  tx.transactional((em) => runBody(em as Em, env, opts), { clear: true });
+
+// Another owner (one that lost its lease without knowing) committed the same request first:
+// answering with what it stored keeps the command at exactly one effect.
+const isCommandLogConflict = (e: unknown): boolean =>
+  e instanceof UniqueConstraintViolationException && /command_log/.test(String(e.message));
+
+/** A lone command needs no savepoint: when it fails, its whole transaction rolls back. */
+async function executeAlone(orm: Orm, env: CommandEnvelope, opts: BatchOptions, log: Logger): Promise<BatchOutcome> {
+  try {
+    const r = await orm.em.fork().transactional((tx) => runBody(tx as Em, env, opts));
+    return { replies: [r.reply], events: [r.events] };
+  } catch (e) {
+    const stored = isCommandLogConflict(e) ? await orm.em.fork().findOne(CommandLogSchema, { request_id: env.requestId }) : null;
+    if (stored) return { replies: [{ ok: true, result: stored.result }], events: [[]] };
+    return { replies: [errorReply(e, log, env.requestId)], events: [[]] };
+  }
 }
 
 /** Executes the commands in order in one transaction and commits once. Replies are valid only after it resolves. */
 export async function executeBatch(orm: Orm, envelopes: CommandEnvelope[], opts: BatchOptions, log: Logger): Promise<BatchOutcome> {
+  if (envelopes.length === 1) return executeAlone(orm, envelopes[0], opts, log);
   const replies: CommandReply[] = [];
   const events: DomainEvent[][] = [];
   const em = orm.em.fork();
   await em.transactional(async (tx) => {
     for (const env of envelopes) {
       try {
-        const r = await runOne(tx as Em, env, opts);
+        const r = await runInSavepoint(tx as Em, env, opts);
         replies.push(r.reply);
         events.push(r.events);
       } catch (e) {
-        // Another owner (one that lost its lease without knowing) committed the same request first:
-        // answer with what it stored, so the command still has exactly one effect.
-        if (e instanceof UniqueConstraintViolationException && /command_log/.test(String(e.message))) {
+        if (isCommandLogConflict(e)) {
           const stored = await tx.findOne(CommandLogSchema, { request_id: env.requestId });
           if (stored) {
             replies.push({ ok: true, result: stored.result });

@@ -12,6 +12,9 @@ export class PresencePublisher {
 
   /** Tells every co-participant (each once, however many dialogs they share) about a transition. */
   async publish(userId: string, isOnline: boolean): Promise<void> {
+    // While the process drains, its sockets close by the thousand; their users reconnect to other
+    // edges, which announce them again. Nothing useful can be published any more.
+    if (this.nc.isDraining() || this.nc.isClosed()) return;
     try {
       const rows = await query(this.orm.em.fork(), `SELECT DISTINCT p2.user_id FROM dialog_participants p1
         JOIN dialog_participants p2 ON p2.dialog_id = p1.dialog_id AND p2.user_id <> p1.user_id

@@ -2,7 +2,7 @@
 import type { Em } from '../orm.js';
 import type { Dialog } from '../entities.js';
 import type { ScopeLevels } from '../../domain/scope.js';
-import { HAS_NO_SCOPES, SCOPE_MATCH, SEARCH_MATCH, UUID_LIST, json, likePattern, query, userScopeCte, type Row } from './sql.js';
+import { HAS_NO_SCOPES, SCOPE_MATCH, SEARCH_MATCH, UUID_IN, json, likePattern, query, userScopeCte, type Row } from './sql.js';
 
 export interface DialogRow extends Pick<Dialog, 'id' | 'object_id' | 'object_type' | 'title' | 'object_url' | 'created_by' | 'meta'> {
   created_at: Date | string;
@@ -41,7 +41,7 @@ export async function hydrateDialogs(em: Em, ids: string[], userId: string, scop
       SELECT m.id, m.content, m.sender_id, m.sent_at, m.message_type FROM messages m
       WHERE m.dialog_id = d.id ORDER BY m.id DESC LIMIT 1) lm ON true
     LEFT JOIN dialog_participants sp ON sp.dialog_id = d.id AND sp.user_id = lm.sender_id
-    WHERE d.id IN ${UUID_LIST}`,
+    WHERE d.id ${UUID_IN}`,
   [...cteParams, scope !== null, userId, json(ids)]);
   const byId = new Map(rows.map((r) => [r.id as string, toDialogRow(r)]));
   return ids.map((id) => byId.get(id)).filter((r): r is DialogRow => r !== undefined);

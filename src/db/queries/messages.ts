@@ -2,7 +2,7 @@
 import type { Em } from '../orm.js';
 import type { Attachment, Message, Participant } from '../entities.js';
 import type { ScopeLevels } from '../../domain/scope.js';
-import { SCOPE_MATCH, UUID_LIST, json, query, userScopeCte, type Row } from './sql.js';
+import { SCOPE_MATCH, UUID_IN, json, query, userScopeCte, type Row } from './sql.js';
 
 /** A message as raw SQL returns it: timestamps may be PostgreSQL text. */
 export type MessageRow = Omit<Message, 'client_msg_id' | 'sent_at' | 'last_edited_at'> & {
@@ -59,7 +59,7 @@ export async function messagePage(em: Em, dialogId: string, mode: PageMode, limi
 export async function attachmentsOf(em: Em, messageIds: string[]): Promise<AttachmentRow[]> {
   if (messageIds.length === 0) return [];
   return (await query(em, `SELECT a.id, a.message_id, a.filename, a.content_type, a.size::float8 AS size, a.s3_key, a.width, a.height,
-      a.thumbnail_s3_key FROM attachments a WHERE a.message_id IN ${UUID_LIST} ORDER BY a.created_at, a.id`, [json(messageIds)])) as AttachmentRow[];
+      a.thumbnail_s3_key FROM attachments a WHERE a.message_id ${UUID_IN} ORDER BY a.created_at, a.id`, [json(messageIds)])) as AttachmentRow[];
 }
 
 export async function messageInDialog(em: Em, dialogId: string, messageId: string): Promise<MessageRow | null> {

@@ -14,7 +14,8 @@ export function query(em: Em, sql: string, params: unknown[] = []): Promise<Row[
  */
 export const json = (v: unknown): string => JSON.stringify(v);
 export const TEXT_ARRAY = `ARRAY(SELECT jsonb_array_elements_text(?::jsonb))`;
-export const UUID_LIST = `(SELECT (jsonb_array_elements_text(?::jsonb))::uuid)`;
+/** `col ${UUID_IN}` matches a JSON list of ids; `= ANY(ARRAY(...))` lets the planner use the index. */
+export const UUID_IN = `= ANY(ARRAY(SELECT (jsonb_array_elements_text(?::jsonb))::uuid))`;
 
 /** CTE `us` with the caller's three scope levels; join it with `CROSS JOIN us`. */
 export const userScopeCte = (scope: ScopeLevels): [string, unknown[]] => [

@@ -1,7 +1,7 @@
 // Reads the edge needs for delivery: a user's dialogs, join points, and the per-dialog event log
 // (dialog_events) for backfill and resume. Every method is one statement (two for `range`).
 import type { Orm } from '../../db/orm.js';
-import { json, query, UUID_LIST } from '../../db/queries/sql.js';
+import { json, query, UUID_IN } from '../../db/queries/sql.js';
 
 /** A logged event as it goes on the wire: the flat WireEvent plus its `seq`. */
 export type LoggedEvent = Record<string, unknown> & { type: string; seq: number };
@@ -30,7 +30,7 @@ export class EventLog {
 
   /** Last sequence number per existing dialog. */
   async lastSeqs(dialogIds: string[]): Promise<Map<string, number>> {
-    const rows = await this.run(`SELECT id, last_seq FROM dialogs WHERE id IN ${UUID_LIST}`, [json(dialogIds)]);
+    const rows = await this.run(`SELECT id, last_seq FROM dialogs WHERE id ${UUID_IN}`, [json(dialogIds)]);
     return new Map(rows.map((r) => [r.id as string, Number(r.last_seq)]));
   }
 
@@ -38,7 +38,7 @@ export class EventLog {
   async joinedSeqs(userId: string, dialogIds: string[]): Promise<Map<string, { joinedSeq: number; lastSeq: number }>> {
     const rows = await this.run(
       `SELECT p.dialog_id, p.joined_seq, d.last_seq FROM dialog_participants p JOIN dialogs d ON d.id = p.dialog_id
-        WHERE p.user_id = ? AND p.dialog_id IN ${UUID_LIST}`,
+        WHERE p.user_id = ? AND p.dialog_id ${UUID_IN}`,
       [userId, json(dialogIds)],
     );
     return new Map(rows.map((r) => [r.dialog_id as string, { joinedSeq: Number(r.joined_seq), lastSeq: Number(r.last_seq) }]));
@@ -64,7 +64,7 @@ export class EventLog {
     });
     const messageIds = [...new Set(events.filter(isMessageContent).map((e) => e.id as string))];
     if (messageIds.length > 0) {
-      const alive = new Set((await this.run(`SELECT id FROM messages WHERE id IN ${UUID_LIST}`, [json(messageIds)])).map((r) => r.id as string));
+      const alive = new Set((await this.run(`SELECT id FROM messages WHERE id ${UUID_IN}`, [json(messageIds)])).map((r) => r.id as string));
       for (const e of events) {
         if (isMessageContent(e) && !alive.has(e.id as string)) {
           delete e.content;
