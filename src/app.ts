@@ -69,7 +69,6 @@ export async function startApp(cfg: Config, log: Logger = createLogger(cfg.logLe
       : memory;
   }
 
-  const files = await openStorage(cfg, log);
   const metrics = createMetrics();
   const presence = redis ? new Presence(redis, `${cfg.namespace}:presence:`) : null;
   const nc = await connectNats(cfg.natsUrl, `mtchat-${cfg.role}`, log);
@@ -80,6 +79,8 @@ export async function startApp(cfg: Config, log: Logger = createLogger(cfg.logLe
 
   const isWorker = cfg.role !== 'edge';
   const isEdge = cfg.role !== 'worker';
+  // Attachments are an edge concern: a worker never presigns or checks objects.
+  const files = isEdge ? await openStorage(cfg, log) : { storage: null, close: async () => undefined };
   let worker: Worker | null = null;
   if (isWorker) {
     worker = new Worker(nc, subjects, orm, publisher, log, {

@@ -3,6 +3,8 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { JetStreamManager } from '@nats-io/jetstream';
+import type { DeliveryNames } from '../../src/delivery/streams.js';
 
 export type Answer = number | 'drop' | 'hang';
 
@@ -81,4 +83,19 @@ export async function until(what: string, pred: () => boolean | Promise<boolean>
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 25));
   }
+}
+
+/** Nothing left to deliver: the outbox is empty and both delivery consumers have settled every message. */
+export async function deliveryIdle(
+  sql: (text: string) => Promise<{ rows: { n: number }[] }>,
+  jsm: JetStreamManager,
+  names: DeliveryNames,
+): Promise<boolean> {
+  const { rows } = await sql('SELECT count(*)::int AS n FROM outbox');
+  if (rows[0].n !== 0) return false;
+  for (const [s, c] of [[names.webhooksStream, names.webhookConsumer], [names.notifyStream, names.notifyConsumer]]) {
+    const ci = await jsm.consumers.info(s, c);
+    if (ci.num_pending !== 0 || ci.num_ack_pending !== 0) return false;
+  }
+  return true;
 }

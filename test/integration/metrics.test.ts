@@ -16,7 +16,7 @@ import { PARTITION_COUNT } from '../../src/domain/partition.js';
 import { PG_BASE, startTestServer } from '../helpers/server.js';
 import { client, createDialog } from '../helpers/api.js';
 import { MSGPACK, TestSocket } from '../helpers/ws-client.js';
-import { startReceiver, until } from '../helpers/webhook-receiver.js';
+import { deliveryIdle, startReceiver, until } from '../helpers/webhook-receiver.js';
 
 const NAMES = JSON.parse(readFileSync(new URL('../../helm/mtchat/metric-names.json', import.meta.url), 'utf8')) as {
   metrics: Record<string, { type: string; labels: string[] }>;
@@ -383,12 +383,7 @@ t.test('webhooks by outcome, attempts and dead letters; notifications emitted an
   const jsm = await jetstreamManager(srv.app.nc);
   const outcome = (o: string) => val(m.webhookDeliveries, { outcome: o });
   await until('delivery to settle', async () => {
-    const { rows } = await srv.sql('SELECT count(*)::int AS n FROM outbox');
-    if (rows[0].n !== 0) return false;
-    for (const [s, c] of [[names.webhooksStream, names.webhookConsumer], [names.notifyStream, names.notifyConsumer]]) {
-      const ci = await jsm.consumers.info(s, c);
-      if (ci.num_pending !== 0 || ci.num_ack_pending !== 0) return false;
-    }
+    if (!(await deliveryIdle(srv.sql, jsm, names))) return false;
     const settled = (await outcome('delivered')) + (await outcome('retried')) + (await outcome('dead_lettered')) + (await outcome('failed'));
     return (await val(m.webhookDeadLetters)) >= 1 && settled === (await val(m.webhookAttempts)) && (await val(m.webhookAttempts)) === receiver.attempts.length;
   }, 30_000);

@@ -10,7 +10,7 @@ import { listDeadLetters, replayDeadLetters } from '../../src/delivery/dlq.js';
 import { notificationId } from '../../src/delivery/envelope.js';
 import { startTestServer } from '../helpers/server.js';
 import { client, createDialog } from '../helpers/api.js';
-import { startReceiver, until, validSignature, type Attempt } from '../helpers/webhook-receiver.js';
+import { deliveryIdle, startReceiver, until, validSignature, type Attempt } from '../helpers/webhook-receiver.js';
 
 const SECRET = 'whsec-tëst-🔑';
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
@@ -50,15 +50,7 @@ const ofType = (id: string, type: string) => forDialog(id).filter((a) => a.json.
 
 /** Everything written so far has been relayed and every stream message settled. */
 async function quiesce(): Promise<void> {
-  await until('delivery to settle', async () => {
-    const { rows } = await srv.sql('SELECT count(*)::int AS n FROM outbox');
-    if (rows[0].n !== 0) return false;
-    for (const [s, c] of [[names.webhooksStream, names.webhookConsumer], [names.notifyStream, names.notifyConsumer]]) {
-      const ci = await jsm.consumers.info(s, c);
-      if (ci.num_pending !== 0 || ci.num_ack_pending !== 0) return false;
-    }
-    return true;
-  });
+  await until('delivery to settle', () => deliveryIdle(srv.sql, jsm, names));
 }
 
 async function send(dialogId: string, user: string, content: string, extra: Record<string, unknown> = {}) {
