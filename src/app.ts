@@ -85,7 +85,7 @@ export async function startApp(cfg: Config, log: Logger = createLogger(cfg.logLe
   if (isWorker) {
     worker = new Worker(nc, subjects, orm, publisher, log, {
       persistOutbox: cfg.webhook !== null, leaseTtlMs: cfg.leaseTtlMs, tickMs: cfg.leaseTickMs,
-      mailboxCapacity: cfg.mailboxCapacity, maxBatch: cfg.maxBatch, metrics,
+      mailboxCapacity: cfg.mailboxCapacity, maxBatch: cfg.maxBatch, maxConcurrentBatches: cfg.batchConcurrency, metrics,
     });
     await worker.start();
   }

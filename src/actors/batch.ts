@@ -59,8 +59,10 @@ const runInSavepoint = (tx: Em, env: CommandEnvelope, opts: BatchOptions): Promi
 
 // Another owner (one that lost its lease without knowing) committed the same request first:
 // answering with what it stored keeps the command at exactly one effect.
-const isCommandLogConflict = (e: unknown): boolean =>
-  e instanceof UniqueConstraintViolationException && /command_log/.test(String(e.message));
+// Raw statements surface the driver's error (code 23505) rather than the ORM's exception.
+export const isCommandLogConflict = (e: unknown): boolean =>
+  (e instanceof UniqueConstraintViolationException || (e as { code?: unknown } | null)?.code === '23505') &&
+  /command_log/.test(String((e as Error).message));
 
 /** A lone command needs no savepoint: when it fails, its whole transaction rolls back. */
 async function executeAlone(orm: Orm, env: CommandEnvelope, opts: BatchOptions, log: Logger): Promise<BatchOutcome> {

@@ -3,6 +3,10 @@
 // keeps no state between commands — everything reloads from PostgreSQL inside the batch's
 // transaction — so passivating an idle dialog costs nothing: only the pending-count entry of a
 // dialog with queued commands exists, and it goes away when its mailbox empties.
+//
+// Batches: a worker runs at most `maxConcurrentBatches` transactions at once. Sends waiting at the
+// front of many partitions share one transaction (the send path's cost is per batch, not per
+// message), other commands run per partition; a partition is never in two batches at once.
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import type { Orm } from '../db/orm.js';
@@ -13,6 +17,7 @@ import type { DomainEvent } from '../domain/events.js';
 import { partitionOf } from '../domain/partition.js';
 import type { Metrics } from '../observability/metrics.js';
 import { executeBatch, errorReply, type BatchOptions } from './batch.js';
+import { executeSends } from './send-batch.js';
 import { isCommandName, type CommandEnvelope, type CommandReply } from './registry.js';
 
 export interface PartitionOwnerOptions extends BatchOptions {
@@ -20,6 +25,8 @@ export interface PartitionOwnerOptions extends BatchOptions {
   mailboxCapacity?: number;
   /** Commands per transaction (group commit). */
   maxBatch?: number;
+  /** Batches (transactions) in flight at once across all partitions. */
+  maxConcurrentBatches?: number;
   /** The process's metrics; none are recorded without it. */
   metrics?: Metrics | null;
 }
@@ -27,16 +34,22 @@ export interface PartitionOwnerOptions extends BatchOptions {
 interface Pending {
   env: CommandEnvelope;
   msg: Msg;
+  state: PartitionState;
 }
 
 interface PartitionState {
   sub: Subscription;
   queue: Pending[];
   perDialog: Map<string, number>;
-  /** The drain loop while it runs: at most one batch of a partition is in flight. */
-  running: Promise<void> | null;
-  /** The previous tenure's last work, when the partition came back before it had drained. */
-  after: Promise<void>;
+  /** Part of a batch in flight: at most one batch of a partition runs at a time, which keeps each dialog's order. */
+  running: boolean;
+  /** Waiting in the ready list for a free batch slot. */
+  ready: boolean;
+  /** The previous tenure's last work is not answered yet (the partition came back before it had drained). */
+  blocked: boolean;
+  /** Resolves when the queue is empty and nothing runs. */
+  idle: Promise<void> | null;
+  settle: () => void;
 }
 
 export const OVERLOADED_REPLY: CommandReply = {
@@ -65,6 +78,10 @@ export class PartitionOwner {
   private readonly retiring = new Map<number, Promise<void>>();
   private readonly capacity: number;
   private readonly maxBatch: number;
+  private readonly maxConcurrent: number;
+  /** Partitions with queued commands and no batch in flight, oldest first. */
+  private readonly readyList: PartitionState[] = [];
+  private inFlight = 0;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -76,6 +93,7 @@ export class PartitionOwner {
   ) {
     this.capacity = opts.mailboxCapacity ?? 1000;
     this.maxBatch = opts.maxBatch ?? 64;
+    this.maxConcurrent = opts.maxConcurrentBatches ?? 4;
   }
 
   ownedPartitions(): number[] {
@@ -84,8 +102,17 @@ export class PartitionOwner {
 
   serve(p: number): void {
     if (this.parts.has(p)) return;
-    const after = this.retiring.get(p) ?? Promise.resolve();
-    const state: PartitionState = { sub: undefined as unknown as Subscription, queue: [], perDialog: new Map(), running: null, after };
+    const previous = this.retiring.get(p);
+    const state: PartitionState = {
+      sub: undefined as unknown as Subscription, queue: [], perDialog: new Map(),
+      running: false, ready: false, blocked: previous !== undefined, idle: null, settle: () => undefined,
+    };
+    // The previous tenure answers everything it accepted before this one starts, so order holds.
+    previous?.finally(() => {
+      state.blocked = false;
+      this.markReady(state);
+      this.pump();
+    });
     // A queue group: if an old owner still listens during a handover, each command reaches one of them only.
     state.sub = this.nc.subscribe(this.subjects.command(p), {
       queue: 'owner',
@@ -108,7 +135,7 @@ export class PartitionOwner {
       } catch {
         state.sub.unsubscribe(); // connection already closed: nothing more can arrive anyway
       }
-      while (state.running) await state.running;
+      await state.idle;
     })();
     this.retiring.set(p, done);
     await done;
@@ -142,55 +169,109 @@ export class PartitionOwner {
       return this.respond(msg, OVERLOADED_REPLY);
     }
     state.perDialog.set(e.dialogId, waiting + 1);
-    state.queue.push({ env: e, msg });
+    state.queue.push({ env: e, msg, state });
     this.opts.metrics?.mailboxDepth.inc();
-    state.running ??= state.after
-      .then(() => this.drain(state))
-      .catch((err) => this.log.error({ err, partition: p }, 'partition drain failed'))
-      .finally(() => {
-        state.running = null;
-      });
+    state.idle ??= new Promise<void>((resolve) => {
+      state.settle = resolve;
+    });
+    this.markReady(state);
+    this.pump();
   }
 
-  private async drain(state: PartitionState): Promise<void> {
-    const m = this.opts.metrics;
-    while (state.queue.length > 0) {
-      const batch = state.queue.splice(0, this.maxBatch);
-      m?.mailboxDepth.dec(batch.length);
-      m?.batchSize.observe(batch.length);
-      const started = performance.now();
-      const outcomes = await this.run(batch.map((b) => b.env));
-      m?.commitDuration.observe((performance.now() - started) / 1000);
-      this.stats.batches++;
-      batch.forEach((b, i) => {
-        const n = (state.perDialog.get(b.env.dialogId) ?? 1) - 1;
-        if (n > 0) state.perDialog.set(b.env.dialogId, n);
-        else state.perDialog.delete(b.env.dialogId);
-        const { reply, events } = outcomes[i];
-        if (reply.ok && events.length > 0) {
-          try {
-            this.publisher.publish(events);
-          } catch (err) {
-            this.log.warn({ err, requestId: b.env.requestId }, 'event publish failed');
+  private markReady(state: PartitionState): void {
+    if (state.running || state.ready || state.blocked || state.queue.length === 0) return;
+    state.ready = true;
+    this.readyList.push(state);
+  }
+
+  /** Starts batches while slots are free. */
+  private pump(): void {
+    while (this.inFlight < this.maxConcurrent && this.readyList.length > 0) {
+      const { parts, items } = this.takeBatch();
+      this.inFlight++;
+      for (const s of parts) s.running = true;
+      void this.runBatch(items)
+        .catch((err) => this.log.error({ err }, 'partition batch failed'))
+        .finally(() => {
+          this.inFlight--;
+          for (const s of parts) {
+            s.running = false;
+            if (s.queue.length > 0) this.markReady(s);
+            else if (s.idle) {
+              s.idle = null;
+              s.settle();
+            }
           }
-        }
-        this.respond(b.msg, reply);
-      });
-      this.stats.commands += batch.length;
+          this.pump();
+        });
     }
   }
 
+  /**
+   * The next batch: sends from the front of as many ready partitions as fit (they share one
+   * transaction), or else the leading run of other commands of the oldest partition.
+   */
+  private takeBatch(): { parts: PartitionState[]; items: Pending[] } {
+    const first = this.readyList[0];
+    if (first.queue[0].env.name !== 'sendMessage') {
+      this.readyList.shift();
+      first.ready = false;
+      const n = leadingRun(first.queue, (q) => q.env.name !== 'sendMessage', this.maxBatch);
+      return { parts: [first], items: first.queue.splice(0, n) };
+    }
+    const parts: PartitionState[] = [];
+    const items: Pending[] = [];
+    for (let i = 0; i < this.readyList.length && items.length < this.maxBatch; ) {
+      const s = this.readyList[i];
+      if (s.queue[0].env.name !== 'sendMessage') {
+        i++;
+        continue;
+      }
+      this.readyList.splice(i, 1);
+      s.ready = false;
+      parts.push(s);
+      items.push(...s.queue.splice(0, leadingRun(s.queue, (q) => q.env.name === 'sendMessage', this.maxBatch - items.length)));
+    }
+    return { parts, items };
+  }
+
+  private async runBatch(batch: Pending[]): Promise<void> {
+    const m = this.opts.metrics;
+    m?.mailboxDepth.dec(batch.length);
+    m?.batchSize.observe(batch.length);
+    const started = performance.now();
+    const sends = batch[0].env.name === 'sendMessage';
+    const outcomes = await this.run(batch.map((b) => b.env), sends);
+    m?.commitDuration.observe((performance.now() - started) / 1000);
+    this.stats.batches++;
+    batch.forEach((b, i) => {
+      const n = (b.state.perDialog.get(b.env.dialogId) ?? 1) - 1;
+      if (n > 0) b.state.perDialog.set(b.env.dialogId, n);
+      else b.state.perDialog.delete(b.env.dialogId);
+      const { reply, events } = outcomes[i];
+      if (reply.ok && events.length > 0) {
+        try {
+          this.publisher.publish(events);
+        } catch (err) {
+          this.log.warn({ err, requestId: b.env.requestId }, 'event publish failed');
+        }
+      }
+      this.respond(b.msg, reply);
+    });
+    this.stats.commands += batch.length;
+  }
+
   /** One transaction for the batch; if the transaction itself fails, each command gets one of its own. */
-  private async run(envs: CommandEnvelope[]): Promise<{ reply: CommandReply; events: DomainEvent[] }[]> {
+  private async run(envs: CommandEnvelope[], sends: boolean): Promise<{ reply: CommandReply; events: DomainEvent[] }[]> {
     try {
-      const out = await executeBatch(this.orm, envs, this.opts, this.log);
+      const out = sends ? await executeSends(this.orm, envs, this.opts, this.log) : await executeBatch(this.orm, envs, this.opts, this.log);
       return out.replies.map((reply, i) => ({ reply, events: out.events[i] }));
     } catch (err) {
       this.log.error({ err, requestIds: envs.map((e) => e.requestId) }, 'batch transaction failed');
       if (envs.length === 1) return [{ reply: errorReply(err, this.log, envs[0].requestId), events: [] }];
       const each: { reply: CommandReply; events: DomainEvent[] }[] = [];
       // The command log makes re-running safe even if the failed commit did in fact land.
-      for (const env of envs) each.push(...(await this.run([env])));
+      for (const env of envs) each.push(...(await this.run([env], sends)));
       return each;
     }
   }
@@ -202,4 +283,11 @@ export class PartitionOwner {
       this.log.warn({ err: (err as Error).message }, 'command reply failed');
     }
   }
+}
+
+/** How many items from the front satisfy `pred`, at most `max`. */
+function leadingRun<T>(list: T[], pred: (t: T) => boolean, max: number): number {
+  let n = 0;
+  while (n < list.length && n < max && pred(list[n])) n++;
+  return n;
 }

@@ -54,6 +54,7 @@ export const ConfigSchema = Type.Object({
   leaseTickMs: Int({ minimum: 100, maximum: 60_000 }),
   mailboxCapacity: Int({ minimum: 1 }),
   maxBatch: Int({ minimum: 1, maximum: 10_000 }),
+  batchConcurrency: Int({ minimum: 1, maximum: 1000 }),
   commandDeadlineMs: Int({ minimum: 100 }),
 
   /** WebSocket edge (docs/protocol.md): a socket whose unsent output passes this is closed (4008). */
@@ -252,6 +253,7 @@ export function loadConfig(env: Env = process.env): Config {
     leaseTickMs: int(env, 'MTCHAT_LEASE_TICK_MS', 1500),
     mailboxCapacity: int(env, 'MTCHAT_MAILBOX_CAPACITY', 1000),
     maxBatch: int(env, 'MTCHAT_MAX_BATCH', 64),
+    batchConcurrency: int(env, 'MTCHAT_BATCH_CONCURRENCY', 4),
     commandDeadlineMs: int(env, 'MTCHAT_COMMAND_DEADLINE_MS', 20000),
     wsMaxBufferedBytes: int(env, 'WS_MAX_BUFFERED_BYTES', 1024 * 1024),
     wsMaxPayloadBytes: int(env, 'WS_MAX_PAYLOAD_BYTES', 256 * 1024),
@@ -305,7 +307,7 @@ const VARIABLE_BY_FIELD: Record<string, string> = {
   webhookTimeoutSecs: 'WEBHOOK_TIMEOUT_SECS', webhookRetryBaseMs: 'WEBHOOK_RETRY_BASE_MS', jetstreamReplicas: 'JETSTREAM_REPLICAS',
   notificationConcurrency: 'NOTIFICATION_CONCURRENCY',
   notificationDelayMs: 'NOTIFICATION_DELAY_MS', leaseTtlMs: 'MTCHAT_LEASE_TTL_MS', leaseTickMs: 'MTCHAT_LEASE_TICK_MS',
-  mailboxCapacity: 'MTCHAT_MAILBOX_CAPACITY', maxBatch: 'MTCHAT_MAX_BATCH', commandDeadlineMs: 'MTCHAT_COMMAND_DEADLINE_MS', archiveAfterSecs: 'ARCHIVE_AFTER_SECS', s3: 'S3_PRESIGN_UPLOAD_EXPIRY / S3_PRESIGN_DOWNLOAD_EXPIRY',
+  mailboxCapacity: 'MTCHAT_MAILBOX_CAPACITY', maxBatch: 'MTCHAT_MAX_BATCH', batchConcurrency: 'MTCHAT_BATCH_CONCURRENCY', commandDeadlineMs: 'MTCHAT_COMMAND_DEADLINE_MS', archiveAfterSecs: 'ARCHIVE_AFTER_SECS', s3: 'S3_PRESIGN_UPLOAD_EXPIRY / S3_PRESIGN_DOWNLOAD_EXPIRY',
   devS3: 'S3_PRESIGN_UPLOAD_EXPIRY / S3_PRESIGN_DOWNLOAD_EXPIRY',
 };
 function variableFor(path: string): string {
