@@ -21,6 +21,8 @@ export async function connectNats(url: string, name: string, log: Logger): Promi
     maxReconnectAttempts: -1,
     reconnectTimeWait: 500,
     waitOnFirstConnect: true,
+    // Otherwise every request captures two stack traces up front (a tenth of the send path's CPU).
+    noAsyncTraces: true,
   });
   log.info({ server: safeNatsUrl(nc.getServer()), name }, 'nats connected');
   void (async () => {
