@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { Presence } from '../../src/services/presence.js';
 import { startTestServer } from '../helpers/server.js';
 import { client, createDialog } from '../helpers/api.js';
+import { MSGPACK, TestSocket } from '../helpers/ws-client.js';
 
 const REDIS_URL = 'redis://127.0.0.1:6379';
 
@@ -61,4 +62,49 @@ t.test('participants list reports is_online from presence', async (t) => {
   t.equal(r.status, 200);
   const online = Object.fromEntries(r.json.data.map((p: { user_id: string; is_online: boolean }) => [p.user_id, p.is_online]));
   t.same(online, { on: true, off: false });
+});
+
+t.test('presence.update over real sockets: to co-participants in both formats, never to the subject or a stranger', async (t) => {
+  const srv = await startTestServer({ REDIS_URL });
+  const redis = new Redis(REDIS_URL);
+  const sockets: TestSocket[] = [];
+  t.teardown(async () => {
+    for (const s of sockets) s.close();
+    await cleanup(redis, `${srv.namespace}:`);
+    redis.disconnect();
+    await srv.close();
+  });
+  const api = client(srv.url);
+  const who = (id: string) => ({ user_id: id, display_name: id });
+  await createDialog(api, { participants: [who('pa-ann'), who('pa-bob'), who('pa-erin')] });
+  await createDialog(api, { participants: [who('pa-ann'), who('pa-bob')] }); // a second shared dialog
+  await createDialog(api, { participants: [who('pa-carol'), who('pa-dave')] });
+  const open = async (user: string, msgpack = false) => {
+    const s = await TestSocket.open(srv.url, { query: { user_id: user }, protocols: msgpack ? [MSGPACK] : [] });
+    sockets.push(s);
+    await s.waitFor((f) => f.type === 'connected');
+    return s;
+  };
+  const presenceOf = (s: TestSocket, user: string) => s.frames.filter((f) => f.type === 'presence.update' && f.user_id === user);
+
+  const bob = await open('pa-bob');
+  const carol = await open('pa-carol');
+  const ann = await open('pa-ann', true);
+  t.strictSame(await bob.waitFor((f) => f.type === 'presence.update' && f.user_id === 'pa-ann'), { type: 'presence.update', user_id: 'pa-ann', is_online: true }, 'JSON co-participant hears the msgpack subject');
+  // Erin shares a dialog with Ann: when Ann hears of her, Ann's own announcement (earlier, same dialog) has passed.
+  const erin = await open('pa-erin');
+  t.strictSame(await ann.waitFor((f) => f.type === 'presence.update' && f.user_id === 'pa-erin'), { type: 'presence.update', user_id: 'pa-erin', is_online: true }, 'msgpack co-participant hears it too');
+  t.ok(ann.binary.every(Boolean), 'msgpack socket got binary frames only');
+  t.equal(presenceOf(ann, 'pa-ann').length, 0, 'the subject does not hear about itself');
+  const dave = await open('pa-dave');
+  await carol.waitFor((f) => f.type === 'presence.update' && f.user_id === 'pa-dave');
+  t.equal(presenceOf(carol, 'pa-ann').length + presenceOf(carol, 'pa-erin').length, 0, 'a user sharing no dialog hears nothing');
+  t.equal(presenceOf(dave, 'pa-ann').length, 0);
+
+  ann.close();
+  t.strictSame(await bob.waitFor((f) => f.type === 'presence.update' && f.user_id === 'pa-ann' && f.is_online === false), { type: 'presence.update', user_id: 'pa-ann', is_online: false }, 'offline after the last socket');
+  await erin.waitFor((f) => f.type === 'presence.update' && f.user_id === 'pa-ann' && f.is_online === false);
+  const onlines = presenceOf(bob, 'pa-ann').filter((f) => f.is_online === true).length;
+  t.ok(onlines >= 1 && onlines <= 2, `at most once per shared dialog (${onlines})`);
+  t.equal(presenceOf(carol, 'pa-ann').length, 0, 'still nothing for the stranger');
 });

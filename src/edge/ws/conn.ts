@@ -99,6 +99,12 @@ export class Conn {
     return this.checkBuffered();
   }
 
+  /** Publishes to a topic's subscribers other than this socket. */
+  publishFrom(topic: string, bytes: Uint8Array, binary: boolean): void {
+    if (this.closed || !this.ws) return;
+    this.ws.publish(topic, bytes, binary);
+  }
+
   /** Closes the socket with 4008 once its unsent output passes the limit. */
   checkBuffered(): boolean {
     if (this.closed || !this.ws) return false;

@@ -260,18 +260,44 @@ export class Delivery implements DialogFeedHost, UserFeedHost {
         this.detach(c, feed.dialogId, event.seq ?? null);
       }
     }
+    if (event.type === 'presence.update' && typeof event.user_id === 'string') {
+      this.emitPresence(feed, out, event.user_id);
+      return;
+    }
+    this.publishToDialog(feed, out);
+    if (committedAt !== undefined) this.d.meter.delivered(committedAt);
+    // (Deleting from a Set while iterating it is safe: a closed socket leaves feed.live.)
+    for (const c of feed.live) c.checkBuffered();
+  }
+
+  private publishToDialog(feed: DialogFeed, out: Outgoing, from?: Conn): void {
     for (const f of FORMATS) {
       const topic = this.topic(feed.dialogId, f);
       const n = this.d.app.numSubscribers(topic);
       if (n > 0) {
         const bytes = out.bytes(f);
-        this.d.app.publish(topic, bytes, f === 'msgpack');
-        this.d.meter.frameOut(f, bytes.byteLength, n);
+        if (from) from.publishFrom(topic, bytes, f === 'msgpack');
+        else this.d.app.publish(topic, bytes, f === 'msgpack');
+        this.d.meter.frameOut(f, bytes.byteLength, from?.dialogs.get(feed.dialogId)?.live && from.format === f ? n - 1 : n);
       }
     }
-    if (committedAt !== undefined) this.d.meter.delivered(committedAt);
-    // (Deleting from a Set while iterating it is safe: a closed socket leaves feed.live.)
-    for (const c of feed.live) c.checkBuffered();
+  }
+
+  /**
+   * Presence goes to the dialog's sockets except the subject's own. A user comes online with one
+   * socket (its first), published from that socket so uWS leaves it out; only when several of
+   * the subject's sockets are attached (tabs opened at once) does it fall back to one write each.
+   */
+  private emitPresence(feed: DialogFeed, out: Outgoing, subject: string): void {
+    let own: Conn | null = null;
+    let ownCount = 0;
+    for (const c of feed.live) {
+      if (c.userId !== subject) continue;
+      own = c;
+      ownCount++;
+    }
+    if (ownCount <= 1) return this.publishToDialog(feed, out, own ?? undefined);
+    for (const c of [...feed.live]) if (c.userId !== subject) c.send(out);
   }
 
   async onUserMessage(userId: string, m: UserMessage): Promise<void> {
