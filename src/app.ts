@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Config } from './config/env.js';
+import { LocalFirstGateway } from './actors/local-gateway.js';
 import { NatsGateway } from './actors/nats-gateway.js';
 import { Worker } from './actors/worker.js';
 import { RetentionSweeper } from './actors/retention.js';
@@ -95,7 +96,8 @@ export async function startApp(cfg: Config, log: Logger = createLogger(cfg.logLe
   const delivery: Delivery | null = w
     ? await startDelivery({ cfg, orm, nc, log, publisher, ownedPartitions: () => w.ownedPartitions(), metrics })
     : null;
-  const gateway = new NatsGateway(nc, subjects, log, { deadlineMs: cfg.commandDeadlineMs, metrics });
+  const natsGateway = new NatsGateway(nc, subjects, log, { deadlineMs: cfg.commandDeadlineMs, metrics });
+  const gateway = w ? new LocalFirstGateway(w.owner, natsGateway) : natsGateway;
   const services: RouteServices = {
     orm,
     gateway,

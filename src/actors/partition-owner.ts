@@ -33,7 +33,7 @@ export interface PartitionOwnerOptions extends BatchOptions {
 
 interface Pending {
   env: CommandEnvelope;
-  msg: Msg;
+  respond: (reply: CommandReply) => void;
   state: PartitionState;
 }
 
@@ -146,6 +146,19 @@ export class PartitionOwner {
     await Promise.all([...this.ownedPartitions().map((p) => this.release(p)), ...this.retiring.values()]);
   }
 
+  /**
+   * A command from this process (role `all`): queued like one from NATS when this worker serves
+   * the dialog's partition, without the round trip through the server; null when it does not.
+   */
+  submit(env: CommandEnvelope): Promise<CommandReply> | null {
+    const p = partitionOf(env.dialogId);
+    const state = this.parts.get(p);
+    if (!state) return null;
+    const problem = checkEnvelope(env, p);
+    if (problem) return Promise.resolve(badRequest(problem));
+    return new Promise((resolve) => this.enqueue(state, env, resolve));
+  }
+
   private accept(p: number, state: PartitionState, msg: Msg): void {
     let env: unknown;
     try {
@@ -160,16 +173,19 @@ export class PartitionOwner {
       this.log.warn({ partition: p, requestId: typeof rid === 'string' ? rid.slice(0, 255) : undefined }, `command rejected: ${problem}`);
       return this.respond(msg, badRequest(problem));
     }
-    const e = env as CommandEnvelope;
+    this.enqueue(state, env as CommandEnvelope, (reply) => this.respond(msg, reply));
+  }
+
+  private enqueue(state: PartitionState, e: CommandEnvelope, respond: (reply: CommandReply) => void): void {
     const waiting = state.perDialog.get(e.dialogId) ?? 0;
     if (waiting >= this.capacity) {
       this.stats.overloaded++;
       this.opts.metrics?.overloadRejections.inc();
       this.log.warn({ dialogId: e.dialogId, requestId: e.requestId }, 'dialog mailbox full');
-      return this.respond(msg, OVERLOADED_REPLY);
+      return respond(OVERLOADED_REPLY);
     }
     state.perDialog.set(e.dialogId, waiting + 1);
-    state.queue.push({ env: e, msg, state });
+    state.queue.push({ env: e, respond, state });
     this.opts.metrics?.mailboxDepth.inc();
     state.idle ??= new Promise<void>((resolve) => {
       state.settle = resolve;
@@ -256,7 +272,7 @@ export class PartitionOwner {
           this.log.warn({ err, requestId: b.env.requestId }, 'event publish failed');
         }
       }
-      this.respond(b.msg, reply);
+      b.respond(reply);
     });
     this.stats.commands += batch.length;
   }

@@ -2,9 +2,10 @@
 // constant number of statements. The checks and their order are those of `sendMessage`; they run
 // here in memory against state read once, so later sends of the batch see the earlier ones.
 import type { Logger } from 'pino';
-import type { Em, Orm } from '../db/orm.js';
+import type { Orm } from '../db/orm.js';
+import { rawTransaction, type RawTx, type Row } from '../db/raw.js';
 import {
-  loadSendState, lockDialogsForSend, pairKey, unarchiveDialogs, writeSends,
+  loadSendState, lockDialogsSql, lockedDialogs, pairKey, unarchiveDialogs, writeSendsAndCommit,
   type LockedDialog, type SendRows, type SendState,
 } from '../db/queries/send-batch.js';
 import { dialogNotFound, invalidInput, mustJoinFirst } from '../domain/errors.js';
@@ -136,12 +137,16 @@ function plan(envs: CommandEnvelope[], dialogs: Map<string, LockedDialog>, st: S
   return { rows, outcomes, unarchive: [...unarchive] };
 }
 
-async function runSends(em: Em, envs: CommandEnvelope[], opts: BatchOptions, log: Logger): Promise<Outcome[]> {
+/** The dialog ids a batch locks: only well-formed ones (they are inlined into the BEGIN script). */
+function cmdsToRun(envs: CommandEnvelope[]): SendCmd[] {
   // Ids that are no UUID, and text PostgreSQL cannot hold (NUL), name nothing: they fail their
   // check in `plan` instead of failing the statement for the whole batch.
-  const cmds = envs.map((e) => e.cmd as SendCmd).filter((c) => UUID.test(c.dialog_id) && storable(c.user_id));
-  const dialogs = await lockDialogsForSend(em, [...new Set(cmds.map((c) => c.dialog_id))]);
-  const state = await loadSendState(em, {
+  return envs.map((e) => e.cmd as SendCmd).filter((c) => UUID.test(c.dialog_id) && storable(c.user_id));
+}
+
+async function runSends(tx: RawTx, locked: Row[], envs: CommandEnvelope[], cmds: SendCmd[], opts: BatchOptions, log: Logger): Promise<Outcome[]> {
+  const dialogs = lockedDialogs(locked);
+  const state = await loadSendState(tx, {
     requestIds: envs.map((e) => e.requestId).filter(storable),
     senders: cmds.map((c) => [c.dialog_id, c.user_id]),
     dialogIds: [...dialogs.keys()],
@@ -150,8 +155,10 @@ async function runSends(em: Em, envs: CommandEnvelope[], opts: BatchOptions, log
     s3Keys: cmds.flatMap((c) => c.attachments.map((a) => a.s3_key)).filter(storable),
   });
   const p = plan(envs, dialogs, state, opts, new Date(), log);
-  if (p.unarchive.length > 0) await unarchiveDialogs(em, p.unarchive);
-  if (p.rows.commandLog.length > 0) await writeSends(em, p.rows);
+  if (p.unarchive.length > 0) await unarchiveDialogs(tx, p.unarchive);
+  // Nothing to write still ends the transaction (and releases the locks) in one round trip.
+  if (p.rows.commandLog.length > 0) await writeSendsAndCommit(tx, p.rows);
+  else await tx.script('COMMIT');
   return p.outcomes;
 }
 const storable = (s: string): boolean => !s.includes('\0');
@@ -163,7 +170,9 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
  */
 export async function executeSends(orm: Orm, envs: CommandEnvelope[], opts: BatchOptions, log: Logger): Promise<BatchOutcome> {
   try {
-    const outcomes = await orm.em.fork().transactional((tx) => runSends(tx as Em, envs, opts, log));
+    const cmds = cmdsToRun(envs);
+    const ids = [...new Set(cmds.map((c) => c.dialog_id))];
+    const outcomes = await rawTransaction(orm, lockDialogsSql(ids), (tx, locked) => runSends(tx, locked, envs, cmds, opts, log));
     return { replies: outcomes.map((o) => o.reply), events: outcomes.map((o) => o.events) };
   } catch (e) {
     if (envs.length > 1) throw e;

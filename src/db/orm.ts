@@ -4,6 +4,7 @@ import pg from 'pg';
 import type { Logger } from 'pino';
 import type { Config } from '../config/env.js';
 import { ALL_ENTITIES } from './entities.js';
+import { onRawStatement } from './raw.js';
 import { migrationsList } from '../../migrations/index.js';
 
 export type Orm = MikroORM;
@@ -89,7 +90,9 @@ export function onStatement(orm: Orm, listener: StatementListener): () => void {
   const knex = orm.em.getKnex();
   const handler = (q: { sql: string }) => listener(q.sql);
   knex.on('query', handler);
+  const offRaw = onRawStatement(orm, listener);
   return () => {
     knex.off('query', handler);
+    offRaw();
   };
 }

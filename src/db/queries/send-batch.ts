@@ -1,10 +1,11 @@
-// The statements of a batch of sends (the hot path): a constant number per batch whatever its size
-// — lock, read, (unarchive), write — instead of a dozen ORM round trips per message.
-import type { Em } from '../orm.js';
-import { json, query, type Row } from './sql.js';
+// The statements of a batch of sends (the hot path): three round trips per batch whatever its
+// size — BEGIN + lock, read, write + COMMIT (and an unarchive when needed) — where the ORM took a
+// dozen per message.
+import { commitWith, jsonLiteral, type RawTx, type Row } from '../raw.js';
 
-const UUIDS = `ARRAY(SELECT (jsonb_array_elements_text(?::jsonb))::uuid)`;
-const TEXTS = `ARRAY(SELECT jsonb_array_elements_text(?::jsonb))`;
+const json = (v: unknown): string => JSON.stringify(v);
+const uuids = (p: string) => `ARRAY(SELECT (jsonb_array_elements_text(${p}::jsonb))::uuid)`;
+const texts = (p: string) => `ARRAY(SELECT jsonb_array_elements_text(${p}::jsonb))`;
 
 export interface LockedDialog {
   id: string;
@@ -14,15 +15,12 @@ export interface LockedDialog {
   user_msg_count: number;
 }
 
-/** Row-locks the dialogs in id order (so two batches can never deadlock on them). */
-export async function lockDialogsForSend(em: Em, ids: string[]): Promise<Map<string, LockedDialog>> {
-  const rows = await query(
-    em,
-    `SELECT id, object_id, object_type, last_seq, user_msg_count FROM dialogs WHERE id = ANY(${UUIDS}) ORDER BY id FOR UPDATE`,
-    [json(ids)],
-  );
-  return new Map(rows.map((r) => [r.id as string, { ...(r as LockedDialog), last_seq: Number(r.last_seq), user_msg_count: Number(r.user_msg_count) }]));
-}
+/** Row-locks the dialogs in id order (so two batches can never deadlock on them); sent with BEGIN. */
+export const lockDialogsSql = (ids: string[]): string =>
+  `SELECT id, object_id, object_type, last_seq, user_msg_count FROM dialogs WHERE id = ANY(${uuids(jsonLiteral(ids))}) ORDER BY id FOR UPDATE`;
+
+export const lockedDialogs = (rows: Row[]): Map<string, LockedDialog> =>
+  new Map(rows.map((r) => [r.id as string, { ...(r as LockedDialog), last_seq: Number(r.last_seq), user_msg_count: Number(r.user_msg_count) }]));
 
 export interface SendLookups {
   requestIds: string[];
@@ -52,20 +50,19 @@ export interface SendState {
 export const pairKey = (a: string, b: string): string => `${a} ${b}`;
 
 /** Everything a batch's checks need, read in one statement after the dialogs are locked. */
-export async function loadSendState(em: Em, l: SendLookups): Promise<SendState> {
-  const [r] = await query(
-    em,
+export async function loadSendState(tx: RawTx, l: SendLookups): Promise<SendState> {
+  const [r] = await tx.query(
     `SELECT
-      (SELECT coalesce(jsonb_object_agg(request_id, result), '{}') FROM command_log WHERE request_id = ANY(${TEXTS})) AS priors,
+      (SELECT coalesce(jsonb_object_agg(request_id, result), '{}') FROM command_log WHERE request_id = ANY(${texts('$1')})) AS priors,
       (SELECT coalesce(jsonb_agg(jsonb_build_array(p.dialog_id, p.user_id)), '[]') FROM dialog_participants p
-         JOIN jsonb_array_elements(?::jsonb) x ON p.dialog_id = (x->>0)::uuid AND p.user_id = x->>1) AS senders,
-      (SELECT coalesce(jsonb_agg(DISTINCT dialog_id), '[]') FROM dialog_participants WHERE dialog_id = ANY(${UUIDS}) AND is_archived) AS archived,
+         JOIN jsonb_array_elements($2::jsonb) x ON p.dialog_id = (x->>0)::uuid AND p.user_id = x->>1) AS senders,
+      (SELECT coalesce(jsonb_agg(DISTINCT dialog_id), '[]') FROM dialog_participants WHERE dialog_id = ANY(${uuids('$3')}) AND is_archived) AS archived,
       (SELECT coalesce(jsonb_agg(to_jsonb(m) || jsonb_build_object('attachments',
           (SELECT coalesce(jsonb_agg(to_jsonb(a) ORDER BY a.created_at, a.id), '[]') FROM attachments a WHERE a.message_id = m.id))), '[]')
-         FROM messages m JOIN jsonb_array_elements(?::jsonb) x
+         FROM messages m JOIN jsonb_array_elements($4::jsonb) x
            ON m.dialog_id = (x->>0)::uuid AND m.sender_id = x->>1 AND m.client_msg_id = x->>2) AS dupes,
-      (SELECT coalesce(jsonb_agg(jsonb_build_array(dialog_id, id)), '[]') FROM messages WHERE id = ANY(${UUIDS})) AS replies,
-      (SELECT coalesce(jsonb_agg(s3_key), '[]') FROM attachments WHERE s3_key = ANY(${TEXTS})) AS used`,
+      (SELECT coalesce(jsonb_agg(jsonb_build_array(dialog_id, id)), '[]') FROM messages WHERE id = ANY(${uuids('$5')})) AS replies,
+      (SELECT coalesce(jsonb_agg(s3_key), '[]') FROM attachments WHERE s3_key = ANY(${texts('$6')})) AS used`,
     [json(l.requestIds), json(l.senders), json(l.dialogIds), json(l.clientMsgIds), json(l.replyTo), json(l.s3Keys)],
   );
   return {
@@ -79,8 +76,8 @@ export async function loadSendState(em: Em, l: SendLookups): Promise<SendState> 
 }
 
 /** A new user message brings its dialog back for everyone who had archived it. */
-export async function unarchiveDialogs(em: Em, ids: string[]): Promise<void> {
-  await query(em, `UPDATE dialog_participants SET is_archived = false WHERE dialog_id = ANY(${UUIDS}) AND is_archived`, [json(ids)]);
+export async function unarchiveDialogs(tx: RawTx, ids: string[]): Promise<void> {
+  await tx.query(`UPDATE dialog_participants SET is_archived = false WHERE dialog_id = ANY(${uuids('$1')}) AND is_archived`, [json(ids)]);
 }
 
 export interface SendRows {
@@ -95,34 +92,33 @@ export interface SendRows {
   senders: { dialog_id: string; user_id: string; read_mark: number; message_id: string }[];
 }
 
-/** Every row of the batch in one statement. */
-export async function writeSends(em: Em, w: SendRows): Promise<void> {
-  await query(
-    em,
+/** Every row of the batch in one statement, and the commit, in one round trip. */
+export async function writeSendsAndCommit(tx: RawTx, w: SendRows): Promise<void> {
+  const [m, a, e, c, o, d, p] = [w.messages, w.attachments, w.events, w.commandLog, w.outbox, w.dialogs, w.senders].map(jsonLiteral);
+  await tx.script(commitWith(
     `WITH m AS (
        INSERT INTO messages (id, dialog_id, sender_id, content, sent_at, last_edited_at, reply_to_id, message_type, seq, client_msg_id)
        SELECT id, dialog_id, sender_id, content, sent_at, NULL, reply_to_id, 'user', seq, client_msg_id
-       FROM jsonb_to_recordset(?::jsonb) AS x(id uuid, dialog_id uuid, sender_id text, content text, sent_at timestamptz, reply_to_id uuid, seq bigint, client_msg_id text)
+       FROM jsonb_to_recordset(${m}) AS x(id uuid, dialog_id uuid, sender_id text, content text, sent_at timestamptz, reply_to_id uuid, seq bigint, client_msg_id text)
      ), a AS (
        INSERT INTO attachments (id, message_id, filename, content_type, size, s3_key, created_at)
        SELECT id, message_id, filename, content_type, size, s3_key, created_at
-       FROM jsonb_to_recordset(?::jsonb) AS x(id uuid, message_id uuid, filename text, content_type text, size bigint, s3_key text, created_at timestamptz)
+       FROM jsonb_to_recordset(${a}) AS x(id uuid, message_id uuid, filename text, content_type text, size bigint, s3_key text, created_at timestamptz)
      ), e AS (
        INSERT INTO dialog_events (dialog_id, seq, payload, created_at)
-       SELECT dialog_id, seq, payload, created_at FROM jsonb_to_recordset(?::jsonb) AS x(dialog_id uuid, seq bigint, payload jsonb, created_at timestamptz)
+       SELECT dialog_id, seq, payload, created_at FROM jsonb_to_recordset(${e}) AS x(dialog_id uuid, seq bigint, payload jsonb, created_at timestamptz)
      ), c AS (
        INSERT INTO command_log (request_id, result, created_at)
-       SELECT request_id, result, created_at FROM jsonb_to_recordset(?::jsonb) AS x(request_id text, result jsonb, created_at timestamptz)
+       SELECT request_id, result, created_at FROM jsonb_to_recordset(${c}) AS x(request_id text, result jsonb, created_at timestamptz)
      ), o AS (
        INSERT INTO outbox (id, kind, dialog_id, payload, created_at)
-       SELECT id, kind, dialog_id, payload, created_at FROM jsonb_to_recordset(?::jsonb) AS x(id uuid, kind text, dialog_id uuid, payload jsonb, created_at timestamptz)
+       SELECT id, kind, dialog_id, payload, created_at FROM jsonb_to_recordset(${o}) AS x(id uuid, kind text, dialog_id uuid, payload jsonb, created_at timestamptz)
      ), d AS (
        UPDATE dialogs SET last_seq = x.last_seq, user_msg_count = x.user_msg_count
-       FROM jsonb_to_recordset(?::jsonb) AS x(id uuid, last_seq bigint, user_msg_count bigint) WHERE dialogs.id = x.id
+       FROM jsonb_to_recordset(${d}) AS x(id uuid, last_seq bigint, user_msg_count bigint) WHERE dialogs.id = x.id
      )
      UPDATE dialog_participants p SET unread_count = 0, read_mark = x.read_mark, last_read_message_id = x.message_id
-     FROM jsonb_to_recordset(?::jsonb) AS x(dialog_id uuid, user_id text, read_mark bigint, message_id uuid)
+     FROM jsonb_to_recordset(${p}) AS x(dialog_id uuid, user_id text, read_mark bigint, message_id uuid)
      WHERE p.dialog_id = x.dialog_id AND p.user_id = x.user_id`,
-    [json(w.messages), json(w.attachments), json(w.events), json(w.commandLog), json(w.outbox), json(w.dialogs), json(w.senders)],
-  );
+  ));
 }
