@@ -134,7 +134,7 @@ export async function startApp(cfg: Config, log: Logger = createLogger(cfg.logLe
   const ws = isEdge
     ? new WsEdge({
         app: http.uws, cfg, log, identity, cors, gateway, orm, nc, subjects, storage: files.storage, metrics,
-        presence: presence ? socketPresence(presence, new PresencePublisher(orm, nc, subjects, log)) : null,
+        presence: presence ? socketPresence(presence, new PresencePublisher(nc, subjects, log)) : null,
       })
     : null;
   const port = await http.listen(cfg.host, cfg.port);

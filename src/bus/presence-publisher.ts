@@ -5,23 +5,20 @@
 // (idempotent) update once per shared dialog.
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
-import type { Orm } from '../db/orm.js';
-import { query } from '../db/queries/sql.js';
 import { encodeJson } from './nats.js';
 import type { Subjects } from './subjects.js';
 
 export class PresencePublisher {
-  constructor(private readonly orm: Orm, private readonly nc: NatsConnection, private readonly subjects: Subjects, private readonly log: Logger) {}
+  constructor(private readonly nc: NatsConnection, private readonly subjects: Subjects, private readonly log: Logger) {}
 
-  /** Announces a transition in every dialog of the user. */
-  async publish(userId: string, isOnline: boolean): Promise<void> {
+  /** Announces a transition in the user's dialogs (those its socket was attached to: no query needed). */
+  publish(userId: string, isOnline: boolean, dialogIds: Iterable<string>): void {
     // While the process drains, its sockets close by the thousand; their users reconnect to other
     // edges, which announce them again. Nothing useful can be published any more.
     if (this.nc.isDraining() || this.nc.isClosed()) return;
     try {
-      const rows = await query(this.orm.em.fork(), `SELECT dialog_id FROM dialog_participants WHERE user_id = ?`, [userId]);
       const body = encodeJson({ seq: null, event: { type: 'presence.update', user_id: userId, is_online: isOnline } });
-      for (const r of rows) this.nc.publish(this.subjects.dialog(r.dialog_id as string), body);
+      for (const id of dialogIds) this.nc.publish(this.subjects.dialog(id), body);
     } catch (e) {
       this.log.warn({ err: e }, 'presence fan-out failed');
     }

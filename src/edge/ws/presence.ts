@@ -6,11 +6,11 @@ import type { WsPresence } from './server.js';
 
 export function socketPresence(presence: Presence, publisher: PresencePublisher): WsPresence {
   return {
-    async connected(userId, connId) {
-      if (await presence.connected(userId, connId)) await publisher.publish(userId, true);
+    async connected(userId, connId, dialogs) {
+      if (await presence.connected(userId, connId)) publisher.publish(userId, true, await dialogs());
     },
-    async disconnected(userId, connId) {
-      if (await presence.disconnected(userId, connId)) await publisher.publish(userId, false);
+    async disconnected(userId, connId, dialogs) {
+      if (await presence.disconnected(userId, connId)) publisher.publish(userId, false, await dialogs());
     },
     refresh: (userId, connId) => presence.refresh(userId, connId),
   };

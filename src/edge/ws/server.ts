@@ -31,9 +31,10 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 const SWEEP_MS = 1000;
 
 /** Presence, counted per connection (connId is unique across edges). Optional: null = off. */
+/** `dialogs`: the dialogs the socket is (or was, at close) attached to, where a change is announced. */
 export interface WsPresence {
-  connected(userId: string, connId: string): unknown;
-  disconnected(userId: string, connId: string): unknown;
+  connected(userId: string, connId: string, dialogs: () => Promise<string[]>): unknown;
+  disconnected(userId: string, connId: string, dialogs: () => Promise<string[]>): unknown;
   refresh(userId: string, connId: string): unknown;
 }
 
@@ -183,7 +184,10 @@ export class WsEdge {
       conn.timers.push(t);
     }
     this.delivery.add(conn);
-    this.presence('connected', conn);
+    this.presence('connected', conn, async () => {
+      await conn.ready;
+      return [...conn.dialogs.keys()];
+    });
   }
 
   private expireAt(conn: Conn, at: number): void {
@@ -199,16 +203,17 @@ export class WsEdge {
     for (const t of conn.timers) clearTimeout(t);
     this.conns.delete(conn);
     this.meter.closed(conn.format);
+    const attached = [...conn.dialogs.keys()];
     this.delivery.remove(conn);
     this.d.log.debug({ userId: conn.userId, conn: conn.id, code }, 'websocket closed');
-    this.presence('disconnected', conn);
+    this.presence('disconnected', conn, async () => attached);
   }
 
-  private presence(what: 'connected' | 'disconnected' | 'refresh', conn: Conn): void {
+  private presence(what: 'connected' | 'disconnected' | 'refresh', conn: Conn, dialogs: () => Promise<string[]> = async () => []): void {
     const p = this.d.presence;
     if (!p) return;
     try {
-      Promise.resolve(p[what](conn.userId, `${this.edgeId}:${conn.id}`)).catch((e) => this.d.log.warn({ err: e }, `presence ${what} failed`));
+      Promise.resolve(p[what](conn.userId, `${this.edgeId}:${conn.id}`, dialogs)).catch((e) => this.d.log.warn({ err: e }, `presence ${what} failed`));
     } catch (e) {
       this.d.log.warn({ err: e }, `presence ${what} failed`);
     }
