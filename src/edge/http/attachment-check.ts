@@ -1,6 +1,6 @@
 // Send message, check 4: the attachments' objects must exist in storage.
 import { dialogAccess } from '../../db/queries/messages.js';
-import type { Em } from '../../db/orm.js';
+import type { Orm } from '../../db/orm.js';
 import { checkAttachment, checkAttachmentCount, type AttachmentInput } from '../../domain/attachments.js';
 import { badRequest, dialogNotFound, mustJoinFirst } from '../../domain/errors.js';
 import type { Storage } from '../../services/storage.js';
@@ -11,11 +11,12 @@ import type { Storage } from '../../services/storage.js';
  * parallel here, yet the answer is the same as a sequential walk: the first attachment that fails a
  * check, or whose object is missing, decides. The cheap checks before it (dialog, participant,
  * count) run first so their errors keep precedence. The command repeats all but the HEAD.
+ * A send without attachments (nearly all of them) costs nothing here, not even an EntityManager.
  */
-export async function checkAttachmentsStored(em: Em, storage: Storage | null, dialogId: string, userId: string, list: AttachmentInput[]): Promise<void> {
+export async function checkAttachmentsStored(orm: Orm, storage: Storage | null, dialogId: string, userId: string, list: AttachmentInput[]): Promise<void> {
   // Without storage the existence check is skipped, as in the original.
   if (!storage || list.length === 0) return;
-  const access = await dialogAccess(em, dialogId, userId, null);
+  const access = await dialogAccess(orm.em.fork(), dialogId, userId, null);
   if (!access.exists) throw dialogNotFound();
   if (!access.member) throw mustJoinFirst();
   checkAttachmentCount(list);

@@ -40,7 +40,7 @@ export class WsCommands {
     switch (f.type) {
       case 'send': {
         const atts = f.body.attachments ?? [];
-        await checkAttachmentsStored(this.d.orm.em.fork(), this.d.storage, f.dialogId, userId, atts);
+        await checkAttachmentsStored(this.d.orm, this.d.storage, f.dialogId, userId, atts);
         const sent = await g.execute('sendMessage', f.dialogId, {
           dialog_id: f.dialogId, user_id: userId, content: f.body.content,
           reply_to: f.body.reply_to?.toLowerCase() ?? null, attachments: atts, client_msg_id: f.body.client_msg_id ?? null,

@@ -59,7 +59,7 @@ export function messageRoutes(s: RouteServices): RouteDef[] {
       method: 'POST', path: base, auth: 'user', summary: 'Send a message', params: DialogIdParams, body: SendBody, measuresSend: true,
       handler: async ({ caller, params, body, log }) => {
         const dialogId = params.dialog_id.toLowerCase();
-        await checkAttachmentsStored(s.orm.em.fork(), s.storage, dialogId, caller.userId, body.attachments ?? []);
+        await checkAttachmentsStored(s.orm, s.storage, dialogId, caller.userId, body.attachments ?? []);
         const sent = await s.gateway.execute('sendMessage', dialogId, {
           dialog_id: dialogId, user_id: caller.userId, content: body.content,
           reply_to: body.reply_to?.toLowerCase() ?? null, attachments: body.attachments ?? [], client_msg_id: body.client_msg_id ?? null,
