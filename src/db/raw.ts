@@ -60,6 +60,18 @@ export async function rawTransaction<T>(orm: Orm, begin: string, fn: (tx: RawTx,
   }
 }
 
+/** One statement outside any transaction, on a pooled connection (reads on hot paths). */
+export async function rawQuery(orm: Orm, text: string, values: unknown[]): Promise<Row[]> {
+  const knex = orm.em.getKnex() as unknown as { client: KnexClient };
+  const conn = await knex.client.acquireConnection();
+  try {
+    listeners.get(orm)?.forEach((l) => l(text));
+    return (await conn.query(text, values)).rows;
+  } finally {
+    await knex.client.releaseConnection(conn);
+  }
+}
+
 /** `text` with COMMIT in the same round trip: the caller's last script of a rawTransaction. */
 export const commitWith = (text: string): string => `${text}; COMMIT`;
 

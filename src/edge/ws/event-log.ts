@@ -1,7 +1,11 @@
 // Reads the edge needs for delivery: a user's dialogs, join points, and the per-dialog event log
 // (dialog_events) for backfill and resume. Every method is one statement (two for `range`).
 import type { Orm } from '../../db/orm.js';
-import { json, query, UUID_IN } from '../../db/queries/sql.js';
+import { rawQuery } from '../../db/raw.js';
+
+// Plain pg (no EntityManager per read): these run for every socket that connects.
+const uuidIn = (p: string) => `= ANY(ARRAY(SELECT (jsonb_array_elements_text(${p}::jsonb))::uuid))`;
+const json = (v: unknown): string => JSON.stringify(v);
 
 /** A logged event as it goes on the wire: the flat WireEvent plus its `seq`. */
 export type LoggedEvent = Record<string, unknown> & { type: string; seq: number };
@@ -16,13 +20,13 @@ export class EventLog {
   constructor(private readonly orm: Orm) {}
 
   private run(sql: string, params: unknown[]) {
-    return query(this.orm.em.fork(), sql, params);
+    return rawQuery(this.orm, sql, params);
   }
 
   /** The user's dialogs with each dialog's last sequence number, read in one snapshot. */
   async userDialogs(userId: string): Promise<{ dialogId: string; lastSeq: number }[]> {
     const rows = await this.run(
-      `SELECT p.dialog_id, d.last_seq FROM dialog_participants p JOIN dialogs d ON d.id = p.dialog_id WHERE p.user_id = ?`,
+      `SELECT p.dialog_id, d.last_seq FROM dialog_participants p JOIN dialogs d ON d.id = p.dialog_id WHERE p.user_id = $1`,
       [userId],
     );
     return rows.map((r) => ({ dialogId: r.dialog_id as string, lastSeq: Number(r.last_seq) }));
@@ -30,7 +34,7 @@ export class EventLog {
 
   /** Last sequence number per existing dialog. */
   async lastSeqs(dialogIds: string[]): Promise<Map<string, number>> {
-    const rows = await this.run(`SELECT id, last_seq FROM dialogs WHERE id ${UUID_IN}`, [json(dialogIds)]);
+    const rows = await this.run(`SELECT id, last_seq FROM dialogs WHERE id ${uuidIn('$1')}`, [json(dialogIds)]);
     return new Map(rows.map((r) => [r.id as string, Number(r.last_seq)]));
   }
 
@@ -38,7 +42,7 @@ export class EventLog {
   async joinedSeqs(userId: string, dialogIds: string[]): Promise<Map<string, { joinedSeq: number; lastSeq: number }>> {
     const rows = await this.run(
       `SELECT p.dialog_id, p.joined_seq, d.last_seq FROM dialog_participants p JOIN dialogs d ON d.id = p.dialog_id
-        WHERE p.user_id = ? AND p.dialog_id ${UUID_IN}`,
+        WHERE p.user_id = $1 AND p.dialog_id ${uuidIn('$2')}`,
       [userId, json(dialogIds)],
     );
     return new Map(rows.map((r) => [r.dialog_id as string, { joinedSeq: Number(r.joined_seq), lastSeq: Number(r.last_seq) }]));
@@ -50,12 +54,11 @@ export class EventLog {
    * tells the rest.
    */
   async range(dialogId: string, from: number, to: number, o: RangeOptions): Promise<LoggedEvent[]> {
-    const retained = o.retentionSecs !== undefined ? ` AND created_at >= now() - make_interval(secs => ?)` : '';
-    const params: unknown[] = [dialogId, from, to];
+    const retained = o.retentionSecs !== undefined ? ` AND created_at >= now() - make_interval(secs => $5)` : '';
+    const params: unknown[] = [dialogId, from, to, o.limit];
     if (o.retentionSecs !== undefined) params.push(o.retentionSecs);
-    params.push(o.limit);
     const rows = await this.run(
-      `SELECT seq, payload FROM dialog_events WHERE dialog_id = ? AND seq >= ? AND seq <= ?${retained} ORDER BY seq LIMIT ?`,
+      `SELECT seq, payload FROM dialog_events WHERE dialog_id = $1 AND seq >= $2 AND seq <= $3${retained} ORDER BY seq LIMIT $4`,
       params,
     );
     const events = rows.map((r) => {
@@ -64,7 +67,7 @@ export class EventLog {
     });
     const messageIds = [...new Set(events.filter(isMessageContent).map((e) => e.id as string))];
     if (messageIds.length > 0) {
-      const alive = new Set((await this.run(`SELECT id FROM messages WHERE id ${UUID_IN}`, [json(messageIds)])).map((r) => r.id as string));
+      const alive = new Set((await this.run(`SELECT id FROM messages WHERE id ${uuidIn('$1')}`, [json(messageIds)])).map((r) => r.id as string));
       for (const e of events) {
         if (isMessageContent(e) && !alive.has(e.id as string)) {
           delete e.content;
