@@ -1,7 +1,7 @@
 // Plain node-postgres on a connection borrowed from the ORM's pool (same pool, same size), for
 // the hot path: no query builder, and statements without parameters can share a round trip
 // ("BEGIN; SELECT …", "WITH … ; COMMIT").
-import pg from 'pg';
+import type pg from 'pg';
 import type { Orm } from './orm.js';
 
 export type Row = Record<string, any>;
@@ -75,5 +75,13 @@ export async function rawQuery(orm: Orm, text: string, values: unknown[]): Promi
 /** `text` with COMMIT in the same round trip: the caller's last script of a rawTransaction. */
 export const commitWith = (text: string): string => `${text}; COMMIT`;
 
-/** A JSON value as a literal, for statements without parameters (node-postgres' own escaping). */
-export const jsonLiteral = (v: unknown): string => `${pg.escapeLiteral(JSON.stringify(v))}::jsonb`;
+/**
+ * A JSON value as a literal, for statements without parameters: dollar-quoted with a tag the text
+ * does not contain, so nothing inside needs escaping (escapeLiteral walks every character in JS).
+ */
+export function jsonLiteral(v: unknown): string {
+  const text = JSON.stringify(v);
+  let tag = 'j';
+  while (text.includes(`$${tag}$`)) tag += 'j';
+  return `$${tag}$${text}$${tag}$::jsonb`;
+}
