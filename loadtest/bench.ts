@@ -151,6 +151,21 @@ interface Aggregate {
   /** Busy cores during the window: server, clients, PostgreSQL+NATS+Redis, everything else, machine. */
   cores: { server: number; clients: number; infra: number; other: number; machine: number };
   loadAvg1: number;
+  /** mtchat only, from its /metrics over the whole run (warm-up included): units of work, mean commands and mean duration of one. */
+  batches?: { count: number; meanSize: number; meanMs: number };
+}
+
+/** Sum and count of a histogram in a Prometheus text exposition. */
+function histogram(text: string, name: string): { sum: number; count: number } {
+  const num = (suffix: string) => Number(new RegExp(`^${name}_${suffix}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+  return { sum: num('sum'), count: num('count') };
+}
+
+async function batchStats(target: RunningTarget): Promise<{ size: { sum: number; count: number }; ms: { sum: number; count: number } } | null> {
+  if (target.name !== 'mtchat') return null;
+  const text = await (await fetch(`${target.url}/metrics`)).text();
+  const ms = histogram(text, 'mtchat_actor_commit_duration_seconds');
+  return { size: histogram(text, 'mtchat_actor_batch_size'), ms: { sum: ms.sum * 1000, count: ms.count } };
 }
 
 async function runAll(target: RunningTarget, name: string, specFor: (p: number) => Omit<RunSpec, 'name'>): Promise<Aggregate> {
@@ -168,10 +183,18 @@ async function runAll(target: RunningTarget, name: string, specFor: (p: number) 
     p1 = cpuByProcess();
     m1 = machineCpu();
   })();
+  const b0 = await batchStats(target);
   const results = (await Promise.all(target.clients.map((c, p) => c.request<'run'>({ cmd: 'run', spec: specs[p] })))).map((r) => r.result);
   await sampler;
+  const b1 = await batchStats(target);
   const cores = splitCpu(p0, p1, m0, m1, (t1 - t0) / 1000, target.server.pid, new Set(target.clients.map((c) => c.p.pid)));
-  return aggregate(name, specs, results, cores);
+  const agg = aggregate(name, specs, results, cores);
+  if (b0 && b1) {
+    const count = b1.size.count - b0.size.count;
+    const r1 = (v: number) => Math.round(v * 10) / 10;
+    agg.batches = { count, meanSize: r1((b1.size.sum - b0.size.sum) / Math.max(1, count)), meanMs: r1((b1.ms.sum - b0.ms.sum) / Math.max(1, count)) };
+  }
+  return agg;
 }
 
 function merge(into: Record<string, number>, from: Record<string, number>): void {
@@ -212,7 +235,8 @@ const brief = (a: Aggregate) =>
   `${a.name}: acks ${a.acksPerSec}/s, deliveries ${a.deliveriesPerSec}/s, ack p50/p99 ${a.ack.p50}/${a.ack.p99} ms, ` +
   `delivery p50/p99 ${a.delivery.p50}/${a.delivery.p99} ms, server ${a.serverCpuPct}%, clients ${a.clientCpuPct}%, ` +
   `busy cores ${JSON.stringify(a.cores)}, ` +
-  `errors ${JSON.stringify(a.errors)}, timeouts ${a.timeouts}, closes ${JSON.stringify(a.closes)}`;
+  `errors ${JSON.stringify(a.errors)}, timeouts ${a.timeouts}, closes ${JSON.stringify(a.closes)}` +
+  (a.batches ? `, units of work ${a.batches.count} (mean ${a.batches.meanSize} commands, ${a.batches.meanMs} ms)` : '');
 
 // ---- targets --------------------------------------------------------------------------------
 

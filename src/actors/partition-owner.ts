@@ -200,9 +200,14 @@ export class PartitionOwner {
     this.readyList.push(state);
   }
 
-  /** Starts batches while slots are free. */
+  /**
+   * Starts batches while slots are free. With a batch already in flight, another starts only once
+   * half a batch is waiting: a batch costs about the same whatever its size, so under load fewer,
+   * fuller batches carry more commands than many thin ones; an idle worker starts at once.
+   */
   private pump(): void {
     while (this.inFlight < this.maxConcurrent && this.readyList.length > 0) {
+      if (this.inFlight > 0 && this.waitingInReady() < this.maxBatch / 2) return;
       const { parts, items } = this.takeBatch();
       this.inFlight++;
       for (const s of parts) s.running = true;
@@ -221,6 +226,12 @@ export class PartitionOwner {
           this.pump();
         });
     }
+  }
+
+  private waitingInReady(): number {
+    let n = 0;
+    for (const s of this.readyList) n += s.queue.length;
+    return n;
   }
 
   /**
