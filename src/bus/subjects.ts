@@ -1,6 +1,8 @@
 // Every NATS name this service creates, derived from the deployment's namespace, so that two
 // deployments (or two test runs) sharing one NATS server never see each other's traffic.
 
+import { userShardOf } from '../domain/partition.js';
+
 /** User ids are arbitrary strings; subject tokens may not hold '.', '*', '>' or whitespace. */
 export const userToken = (userId: string): string => Buffer.from(userId, 'utf8').toString('base64url') || '_';
 
@@ -10,9 +12,13 @@ export class Subjects {
   dialog(dialogId: string): string {
     return `${this.ns}.d.${dialogId}`;
   }
-  /** Per-user events and membership changes. */
+  /** Per-user events and membership changes; the shard token lets an edge take a whole shard with one subscription. */
   user(userId: string): string {
-    return `${this.ns}.u.${userToken(userId)}`;
+    return `${this.ns}.u.${userShardOf(userId)}.${userToken(userId)}`;
+  }
+  /** Every user subject of one shard. */
+  userShard(shard: number): string {
+    return `${this.ns}.u.${shard}.*`;
   }
   /** Commands for a partition's owner (request/reply). */
   command(partition: number): string {

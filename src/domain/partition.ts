@@ -2,12 +2,20 @@
 // The count is part of the stored data (dialogs.partition): changing it needs a data migration.
 export const PARTITION_COUNT = 256;
 
-export function partitionOf(dialogId: string): number {
-  // FNV-1a over the id's text: stable, cheap, and spreads UUIDv7 (whose prefix is a timestamp) evenly.
+// FNV-1a over the text: stable, cheap, and spreads UUIDv7 (whose prefix is a timestamp) evenly.
+function fnv1a(text: string): number {
   let h = 0x811c9dc5;
-  for (let i = 0; i < dialogId.length; i++) {
-    h ^= dialogId.charCodeAt(i);
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
     h = Math.imul(h, 0x01000193) >>> 0;
   }
-  return h % PARTITION_COUNT;
+  return h;
 }
+
+export function partitionOf(dialogId: string): number {
+  return fnv1a(dialogId) % PARTITION_COUNT;
+}
+
+/** User subjects are grouped in this many shards: an edge subscribes per shard, not per user. */
+export const USER_SHARDS = 64;
+export const userShardOf = (userId: string): number => fnv1a(userId) % USER_SHARDS;

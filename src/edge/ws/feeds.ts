@@ -5,7 +5,8 @@
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { decodeJson } from '../../bus/nats.js';
-import type { Subjects } from '../../bus/subjects.js';
+import { userToken, type Subjects } from '../../bus/subjects.js';
+import { userShardOf } from '../../domain/partition.js';
 import type { Conn } from './conn.js';
 import type { EventLog, LoggedEvent } from './event-log.js';
 
@@ -191,13 +192,27 @@ export interface UserFeedHost {
 
 interface UserFeed {
   refs: number;
-  sub: Subscription;
-  ready: Promise<void>;
+  userId: string;
   chain: Promise<void>;
 }
 
+interface ShardSub {
+  /** Users of the shard with sockets on this edge. */
+  users: number;
+  sub: Subscription;
+  /** Resolves once the server has the subscription. */
+  ready: Promise<void>;
+}
+
+/**
+ * Per-user messages, one subscription per shard of users (userShardOf) rather than per user: a
+ * subscription costs about 1.5 KB of heap, and an edge holds every shard long before it holds
+ * every user. Messages of users without a socket here are dropped on arrival.
+ */
 export class UserFeeds {
+  /** By subject token (userToken), which is what arrives. */
   private readonly feeds = new Map<string, UserFeed>();
+  private readonly shards = new Map<number, ShardSub>();
 
   constructor(private readonly nc: NatsConnection, private readonly subjects: Subjects, private readonly host: UserFeedHost, private readonly log: Logger) {}
 
@@ -205,49 +220,61 @@ export class UserFeeds {
     return this.feeds.size;
   }
 
-  /** Resolves when the subscription is registered with the server. */
+  /** Resolves when the user's messages are subscribed on the server. */
   acquire(userId: string): Promise<void> {
-    const existing = this.feeds.get(userId);
+    const token = userToken(userId);
+    const existing = this.feeds.get(token);
     if (existing) {
       existing.refs++;
-      return existing.ready;
+      return this.shards.get(userShardOf(userId))!.ready;
     }
-    const feed: UserFeed = { refs: 1, ready: Promise.resolve(), chain: Promise.resolve(), sub: null as unknown as Subscription };
-    feed.sub = this.nc.subscribe(this.subjects.user(userId), {
-      callback: (err, msg) => {
-        if (err) return this.log.warn({ err: err.message }, 'user subscription error');
-        let m: UserMessage;
-        try {
-          m = decodeJson<UserMessage>(msg.data);
-        } catch {
-          return this.log.warn('undecodable user message dropped');
-        }
-        // One user's messages are handled strictly in arrival order.
-        feed.chain = feed.chain.then(() => this.host.onUserMessage(userId, m)).catch((e) => this.log.error({ err: e }, 'user message failed'));
-      },
-    });
-    // The SUB goes out before the PING, so the PONG proves the server has it.
-    feed.ready = this.nc.flush().catch((e) => this.log.warn({ err: e }, 'nats flush failed'));
-    feed.chain = feed.ready;
-    this.feeds.set(userId, feed);
-    return feed.ready;
+    this.feeds.set(token, { refs: 1, userId, chain: Promise.resolve() });
+    const shard = userShardOf(userId);
+    let s = this.shards.get(shard);
+    if (!s) {
+      s = { users: 0, ready: Promise.resolve(), sub: this.nc.subscribe(this.subjects.userShard(shard), { callback: (err, msg) => this.deliver(err, msg) }) };
+      // The SUB goes out before the PING, so the PONG proves the server has it.
+      s.ready = this.nc.flush().catch((e) => this.log.warn({ err: e }, 'nats flush failed'));
+      this.shards.set(shard, s);
+    }
+    s.users++;
+    return s.ready;
+  }
+
+  private deliver(err: Error | null, msg: Msg): void {
+    if (err) return this.log.warn({ err: err.message }, 'user subscription error');
+    const feed = this.feeds.get(msg.subject.slice(msg.subject.lastIndexOf('.') + 1));
+    if (!feed) return;
+    let m: UserMessage;
+    try {
+      m = decodeJson<UserMessage>(msg.data);
+    } catch {
+      return this.log.warn('undecodable user message dropped');
+    }
+    // One user's messages are handled strictly in arrival order.
+    feed.chain = feed.chain.then(() => this.host.onUserMessage(feed.userId, m)).catch((e) => this.log.error({ err: e }, 'user message failed'));
   }
 
   release(userId: string): void {
-    const f = this.feeds.get(userId);
+    const token = userToken(userId);
+    const f = this.feeds.get(token);
     if (!f || --f.refs > 0) return;
-    this.feeds.delete(userId);
+    this.feeds.delete(token);
+    const shard = userShardOf(userId);
+    const s = this.shards.get(shard);
+    if (!s || --s.users > 0) return;
+    this.shards.delete(shard);
     try {
-      f.sub.unsubscribe();
+      s.sub.unsubscribe();
     } catch {
       /* connection already closed */
     }
   }
 
   closeAll(): void {
-    for (const [id, f] of [...this.feeds]) {
+    for (const f of [...this.feeds.values()]) {
       f.refs = 1;
-      this.release(id);
+      this.release(f.userId);
     }
   }
 }
