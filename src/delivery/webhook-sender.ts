@@ -174,22 +174,32 @@ export class WebhookSender {
     const ctrl = new AbortController();
     this.inflight.add(ctrl);
     this.metrics?.webhookAttempts.inc();
+    // The timeout is a plain timer on a controller we hold, not AbortSignal.any([…,
+    // AbortSignal.timeout()]): on Node 20 that combination keeps the timeout signal only weakly,
+    // and a garbage collection during the request cancels its timer. The request then never ends,
+    // and neither does its dialog's chain, whose messages keepAlive extends for ever.
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      ctrl.abort();
+    }, this.opts.timeoutMs);
     try {
       const res = await fetch(this.opts.url, {
         method: 'POST',
         headers: this.requestHeaders(body, env),
         body: new Uint8Array(body) as Uint8Array<ArrayBuffer>,
         redirect: 'follow',
-        signal: AbortSignal.any([ctrl.signal, AbortSignal.timeout(this.opts.timeoutMs)]),
+        signal: ctrl.signal,
       });
       await res.arrayBuffer().catch(() => undefined); // frees the connection for reuse
       return classifyStatus(res.status);
     } catch (e) {
+      if (timedOut) return { kind: 'retry', error: `timeout after ${this.opts.timeoutMs} ms` };
       if (ctrl.signal.aborted) return null;
       const err = e as Error & { cause?: { code?: string; message?: string } };
-      const reason = err.name === 'TimeoutError' ? `timeout after ${this.opts.timeoutMs} ms` : (err.cause?.code ?? err.cause?.message ?? err.message);
-      return { kind: 'retry', error: reason };
+      return { kind: 'retry', error: err.cause?.code ?? err.cause?.message ?? err.message };
     } finally {
+      clearTimeout(timer);
       this.inflight.delete(ctrl);
     }
   }

@@ -1,7 +1,8 @@
 // The cluster as separate OS processes (edges and workers on their own ports, one PostgreSQL, one
-// NATS) and what survives kill -9: a worker under load, an edge under load, a worker while
-// webhooks are in flight. Subtests run one after another in this one file, so no two fault tests
-// ever overlap; the load is fixed and modest, pools small, leases short (docs/configuration.md).
+// NATS) and what survives kill -9: a worker under load, an edge under load. (Webhooks and
+// notifications under kill -9 have clusters of their own: webhooks-kill, notifications-kill.)
+// Subtests run one after another in this one file, so no two fault tests ever overlap; the load is
+// fixed and modest, pools small, leases short (docs/configuration.md).
 //
 // What is checked against what:
 // - every client's view of a dialog: per socket, seq increases by exactly 1 from where the socket's
@@ -17,9 +18,7 @@ import { startCluster, type Cluster, type Proc } from '../helpers/cluster.js';
 import { client, createDialog, type Api } from '../helpers/api.js';
 import { MSGPACK, TestSocket, type Frame } from '../helpers/ws-client.js';
 import { startReceiver, until } from '../helpers/webhook-receiver.js';
-import { connect } from '@nats-io/transport-node';
 import { partitionOf } from '../../src/domain/partition.js';
-import { deliveryNames } from '../../src/delivery/streams.js';
 
 // The whole file stays well under four minutes; fail rather than hang.
 t.setTimeout(230_000);
@@ -391,8 +390,6 @@ async function restSend(api: Api, dialog: string, user: string, content: string)
   if (r.status !== 200) throw new Error(`REST send failed: ${r.status} ${r.text}`);
   return r.json.data.id;
 }
-
-/** Where webhook events are stuck, for failure messages. */
 
 const dumpOnFailure = (t: Test) => t.teardown(() => {
   if (!t.passing()) t.comment(cluster.logTails(30));

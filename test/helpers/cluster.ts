@@ -268,7 +268,7 @@ async function waitReady(p: Proc, timeoutMs: number): Promise<void> {
   const end = Date.now() + timeoutMs;
   let last = 'no answer';
   while (Date.now() < end) {
-    if (!p.alive()) throw new Error(`${p.name} exited before it was ready:\n${p.logs.slice(-30).join('\n')}`);
+    if (!p.alive()) throw new Error(`${p.name} exited (${p.child.signalCode ?? `code ${p.child.exitCode}`}) before it was ready:\n${p.logs.slice(-30).join('\n')}`);
     try {
       const r = await fetch(`${p.url}/health/ready`, { signal: AbortSignal.timeout(2000) });
       last = `${r.status} ${await r.text()}`;

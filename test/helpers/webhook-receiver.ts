@@ -99,3 +99,14 @@ export async function deliveryIdle(
   }
   return true;
 }
+
+/** Attempts whose X-Webhook-Id was seen before with another body or signature (there must be none). */
+export function differingRepeats(attempts: Attempt[]): Attempt[] {
+  const bodies = new Map<string, string>();
+  return attempts.filter((a) => {
+    const id = String(a.headers['x-webhook-id']);
+    const key = `${a.body}|${a.headers['x-webhook-signature']}`;
+    if (!bodies.has(id)) bodies.set(id, key);
+    return bodies.get(id) !== key;
+  });
+}

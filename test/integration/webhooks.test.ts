@@ -1,6 +1,8 @@
 // Webhooks and smart notifications end to end: API → outbox (same transaction) → relay →
 // JetStream → sender → a real HTTP receiver; notifications by delayed redelivery.
 import t from 'tap';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { loadConfig } from '../../src/config/env.js';
@@ -168,6 +170,26 @@ t.test('a request that times out is retried; 408 and 429 are retried', async (t)
     const tries = forDialog(d, receiver.attempts).filter((x) => x.json.payload.message.id === m.id);
     t.same(tries.map((x) => [x.n, x.answer]), [[1, first], [2, 200]], `${first} → retried once, then delivered`);
   }
+});
+
+t.test('a hanging request times out even when garbage collection runs while it hangs', async (t) => {
+  // The sender's timeout once lived in AbortSignal.any([…, AbortSignal.timeout()]), which Node 20
+  // holds only weakly: a full collection during the request cancelled it, the request never ended
+  // and every later event of the dialog waited behind it.
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const d = await createDialog(api, { object_id: 'wh-gc', participants: [{ user_id: 'whgc-a', display_name: 'A' }] });
+  receiver.rules.set(d, (n) => (n === 1 ? 'hang' : 200));
+  const m = await send(d, 'whgc-a', 'hang, then collect');
+  const next = await send(d, 'whgc-a', 'queued behind it');
+  await until('the first attempt hanging', () => forDialog(d, receiver.attempts).length >= 1);
+  for (let i = 0; i < 5; i++) {
+    gc();
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  await until('both delivered', () => [m.id, next.id].every((id) => ofType(d, 'message_new').some((a) => a.json.payload.message.id === id)));
+  const tries = forDialog(d, receiver.attempts).filter((x) => x.json.payload.message.id === m.id);
+  t.same(tries.map((x) => [x.n, x.answer]), [[1, 'hang'], [2, 200]], 'timed out once, then delivered');
 });
 
 t.test('4xx other than 408/429 is not retried: dead-lettered after one attempt', async (t) => {
