@@ -18,7 +18,7 @@ export function createMetrics() {
     sendLatency: new Histogram({ name: 'mtchat_send_latency_seconds', help: 'Edge receipt of a send to its committed ack', buckets: LATENCY_BUCKETS, ...r }),
     deliveryLatency: new Histogram({ name: 'mtchat_delivery_latency_seconds', help: 'Commit to edge publish of an event', buckets: LATENCY_BUCKETS, ...r }),
     mailboxDepth: new Gauge({ name: 'mtchat_actor_mailbox_depth', help: 'Commands waiting in dialog mailboxes of this worker', ...r }),
-    batchSize: new Histogram({ name: 'mtchat_actor_batch_size', help: 'Commands per unit of work', buckets: [1, 2, 4, 8, 16, 32, 64, 128], ...r }),
+    batchSize: new Histogram({ name: 'mtchat_actor_batch_size', help: 'Commands per unit of work', buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512], ...r }),
     commitDuration: new Histogram({ name: 'mtchat_actor_commit_duration_seconds', help: 'Duration of one batched unit of work', buckets: LATENCY_BUCKETS, ...r }),
     partitionsOwned: new Gauge({ name: 'mtchat_partitions_owned', help: 'Partitions this worker owns', ...r }),
     partitionsUnowned: new Gauge({ name: 'mtchat_partitions_unowned', help: 'Partitions without a live lease, as seen by this worker', ...r }),
