@@ -27,8 +27,6 @@ export interface PartitionOwnerOptions extends BatchOptions {
   maxBatch?: number;
   /** Batches (transactions) in flight at once across all partitions. */
   maxConcurrentBatches?: number;
-  /** With a batch in flight, how long a command may wait for more to share its batch (ms). */
-  maxBatchWaitMs?: number;
   /** The process's metrics; none are recorded without it. */
   metrics?: Metrics | null;
 }
@@ -37,8 +35,6 @@ interface Pending {
   env: CommandEnvelope;
   respond: (reply: CommandReply) => void;
   state: PartitionState;
-  /** performance.now() when it was queued. */
-  at: number;
 }
 
 interface PartitionState {
@@ -86,8 +82,6 @@ export class PartitionOwner {
   /** Partitions with queued commands and no batch in flight, oldest first. */
   private readonly readyList: PartitionState[] = [];
   private inFlight = 0;
-  private readonly maxWaitMs: number;
-  private wakeup: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -98,9 +92,8 @@ export class PartitionOwner {
     private readonly opts: PartitionOwnerOptions,
   ) {
     this.capacity = opts.mailboxCapacity ?? 1000;
-    this.maxBatch = opts.maxBatch ?? 256;
+    this.maxBatch = opts.maxBatch ?? 64;
     this.maxConcurrent = opts.maxConcurrentBatches ?? 4;
-    this.maxWaitMs = opts.maxBatchWaitMs ?? 5;
   }
 
   ownedPartitions(): number[] {
@@ -192,7 +185,7 @@ export class PartitionOwner {
       return respond(OVERLOADED_REPLY);
     }
     state.perDialog.set(e.dialogId, waiting + 1);
-    state.queue.push({ env: e, respond, state, at: performance.now() });
+    state.queue.push({ env: e, respond, state });
     this.opts.metrics?.mailboxDepth.inc();
     state.idle ??= new Promise<void>((resolve) => {
       state.settle = resolve;
@@ -208,23 +201,13 @@ export class PartitionOwner {
   }
 
   /**
-   * Starts batches while slots are free. With a batch already in flight, another starts once half a
-   * batch is waiting or the oldest waiting command has waited maxBatchWaitMs: a batch costs about
-   * the same whatever its size, so under load fuller batches carry more commands than many thin
-   * ones, while at a moderate rate no command waits long; an idle worker starts at once.
+   * Starts batches while slots are free. With a batch already in flight, another starts only once
+   * half a batch is waiting: a batch costs about the same whatever its size, so under load fewer,
+   * fuller batches carry more commands than many thin ones; an idle worker starts at once.
    */
   private pump(): void {
     while (this.inFlight < this.maxConcurrent && this.readyList.length > 0) {
-      if (this.inFlight > 0 && this.waitingInReady() < this.maxBatch / 2) {
-        const due = this.oldestWaiting() + this.maxWaitMs - performance.now();
-        if (due > 0) {
-          this.wakeup ??= setTimeout(() => {
-            this.wakeup = null;
-            this.pump();
-          }, Math.ceil(due)).unref();
-          return;
-        }
-      }
+      if (this.inFlight > 0 && this.waitingInReady() < this.maxBatch / 2) return;
       const { parts, items } = this.takeBatch();
       this.inFlight++;
       for (const s of parts) s.running = true;
@@ -243,12 +226,6 @@ export class PartitionOwner {
           this.pump();
         });
     }
-  }
-
-  private oldestWaiting(): number {
-    let at = Infinity;
-    for (const s of this.readyList) at = Math.min(at, s.queue[0].at);
-    return at;
   }
 
   private waitingInReady(): number {

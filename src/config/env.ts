@@ -252,7 +252,7 @@ export function loadConfig(env: Env = process.env): Config {
     leaseTtlMs: int(env, 'MTCHAT_LEASE_TTL_MS', 6000),
     leaseTickMs: int(env, 'MTCHAT_LEASE_TICK_MS', 1500),
     mailboxCapacity: int(env, 'MTCHAT_MAILBOX_CAPACITY', 1000),
-    maxBatch: int(env, 'MTCHAT_MAX_BATCH', 256),
+    maxBatch: int(env, 'MTCHAT_MAX_BATCH', 64),
     batchConcurrency: int(env, 'MTCHAT_BATCH_CONCURRENCY', 4),
     commandDeadlineMs: int(env, 'MTCHAT_COMMAND_DEADLINE_MS', 20000),
     wsMaxBufferedBytes: int(env, 'WS_MAX_BUFFERED_BYTES', 1024 * 1024),
