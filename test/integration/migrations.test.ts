@@ -33,7 +33,7 @@ t.test('several processes starting at once: one migrates, the others wait and fi
     await Promise.all(orms.map((o) => migrate(cfg, o, log)));
     await Promise.all(orms.map((o) => o.close(true)));
     const { rows } = await sql.query('SELECT name FROM mikro_orm_migrations ORDER BY id');
-    t.same(rows.map((r) => r.name), ['Migration20261204000001_baseline', 'Migration20261204000002_cluster', 'Migration20261204000003_events', 'Migration20261204000004_archive_activity'], 'each migration applied exactly once');
+    t.same(rows.map((r) => r.name), ['Migration20261204000001_baseline', 'Migration20261204000002_cluster', 'Migration20261204000003_events', 'Migration20261204000004_archive_activity', 'Migration20261205000001_participant_order'], 'each migration applied exactly once');
   });
 });
 
