@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { Redis } from 'ioredis';
 import { randomBytes } from 'node:crypto';
 import { Presence } from '../../src/services/presence.js';
@@ -13,13 +13,19 @@ async function cleanup(redis: Redis, prefix: string): Promise<void> {
   if (keys.length) await redis.del(...keys);
 }
 
-t.test('counted per connection: online at the first, offline after the last', async (t) => {
+/** A Redis connection and a key prefix of this test's own, both cleaned up after it. */
+function scratchRedis(t: Test): { redis: Redis; prefix: string } {
   const redis = new Redis(REDIS_URL);
   const prefix = `mtchat_test_${process.pid}_${randomBytes(3).toString('hex')}:presence:`;
   t.teardown(async () => {
     await cleanup(redis, prefix);
     redis.disconnect();
   });
+  return { redis, prefix };
+}
+
+t.test('counted per connection: online at the first, offline after the last', async (t) => {
+  const { redis, prefix } = scratchRedis(t);
   const p = new Presence(redis, prefix);
   t.equal(await p.connected('u1', 'c1'), true, 'first tab: came online');
   t.equal(await p.connected('u1', 'c2'), false, 'second tab: no transition');
@@ -31,12 +37,7 @@ t.test('counted per connection: online at the first, offline after the last', as
 });
 
 t.test('a connection whose pings stop lapses after the TTL', async (t) => {
-  const redis = new Redis(REDIS_URL);
-  const prefix = `mtchat_test_${process.pid}_${randomBytes(3).toString('hex')}:presence:`;
-  t.teardown(async () => {
-    await cleanup(redis, prefix);
-    redis.disconnect();
-  });
+  const { redis, prefix } = scratchRedis(t);
   const p = new Presence(redis, prefix, 300);
   await p.connected('u1', 'crashed-node');
   await p.connected('u2', 'alive');
