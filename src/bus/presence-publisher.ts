@@ -13,8 +13,7 @@ export class PresencePublisher {
 
   /** Announces a transition in the user's dialogs (those its socket was attached to: no query needed). */
   publish(userId: string, isOnline: boolean, dialogIds: Iterable<string>): void {
-    // While the process drains, its sockets close by the thousand; their users reconnect to other
-    // edges, which announce them again. Nothing useful can be published any more.
+    // Nothing can be published on a closing connection (a closing edge announces nothing anyway).
     if (this.nc.isDraining() || this.nc.isClosed()) return;
     try {
       const body = encodeJson({ seq: null, event: { type: 'presence.update', user_id: userId, is_online: isOnline } });

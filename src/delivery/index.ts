@@ -87,8 +87,9 @@ export async function startDelivery(deps: DeliveryDeps): Promise<Delivery> {
     nudge: () => relay?.nudge(),
     ready: async () => (jsm ? streamsPresent(jsm, cfg.namespace) : true),
     async stop() {
-      // Relay first (nothing new enters), then the consumers, then the sweeper.
-      for (const s of stops.reverse()) await s();
+      // In reverse start order: the sweeper, the relay (nothing new enters the streams), then the
+      // consumers. A copy, so a second stop() runs in the same order.
+      for (const s of [...stops].reverse()) await s();
     },
   };
 }

@@ -78,7 +78,11 @@ export class Notifier {
     const messages = this.messages;
     this.loop = (async () => {
       for await (const m of messages) {
-        const p = this.handle(m).finally(() => this.active.delete(p));
+        // A handler that throws (a closed connection on ack/nak) must not become an unhandled
+        // rejection, which ends the process: the message comes back after ack_wait.
+        const p = this.handle(m)
+          .catch((e) => this.log.error({ err: (e as Error).message, seq: m.seq }, 'notification handling failed'))
+          .finally(() => this.active.delete(p));
         this.active.add(p);
       }
     })().catch((e) => this.log.error({ err: (e as Error).message }, 'notification consumer stopped'));
@@ -94,6 +98,7 @@ export class Notifier {
     let n: NotifyPayload;
     try {
       n = m.json<NotifyPayload>();
+      if (typeof n?.message_id !== 'string' || typeof n.dialog_id !== 'string') throw new Error('not a notify entry');
     } catch {
       this.log.error({ seq: m.seq }, 'unreadable notification entry dropped');
       m.term(); // no reason: NATS 2.9 does not parse "+TERM reason" and leaves the message pending

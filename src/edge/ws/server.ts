@@ -142,26 +142,29 @@ export class WsEdge {
     res.onAborted(() => {
       state.aborted = true;
     });
-    identify(this.d.identity, query, this.d.cfg.jwtLeewaySecs).then(
-      (who) => {
-        if (state.aborted) return;
-        if ('status' in who) return reject(res, who);
-        if (this.closing) return reject(res, { status: 503, message: 'Server is shutting down' });
-        // uWS runs `open` inside upgrade(), so the count cannot go stale between check and use.
-        if (this.delivery.connectionsOf(who.userId) >= this.d.cfg.wsMaxConnectionsPerUser) return reject(res, { status: 429, message: 'Too many connections for this user' });
-        const { format, protocol } = negotiate(protocols);
-        const conn = new Conn(
-          who.userId, format, who.closeAt, wantsResumeHold(query),
-          new TokenBucket(this.d.cfg.wsRateLimitPerSec, this.d.cfg.wsRateLimitBurst), this.d.cfg.wsMaxBufferedBytes,
-          (c, code) => this.countServerClose(c, code), this.meter,
-        );
-        res.cork(() => res.upgrade<UserData>({ conn }, key, protocol, extensions, ctx));
-      },
-      (e) => {
-        this.d.log.error({ err: e }, 'websocket authentication failed');
+    // One catch for both the lookup and the upgrade itself: a throw in either must not become an
+    // unhandled rejection (which ends the process).
+    identify(this.d.identity, query, this.d.cfg.jwtLeewaySecs).then((who) => {
+      if (state.aborted) return;
+      if ('status' in who) return reject(res, who);
+      if (this.closing) return reject(res, { status: 503, message: 'Server is shutting down' });
+      // uWS runs `open` inside upgrade(), so the count cannot go stale between check and use.
+      if (this.delivery.connectionsOf(who.userId) >= this.d.cfg.wsMaxConnectionsPerUser) return reject(res, { status: 429, message: 'Too many connections for this user' });
+      const { format, protocol } = negotiate(protocols);
+      const conn = new Conn(
+        who.userId, format, who.closeAt, wantsResumeHold(query),
+        new TokenBucket(this.d.cfg.wsRateLimitPerSec, this.d.cfg.wsRateLimitBurst), this.d.cfg.wsMaxBufferedBytes,
+        (c, code) => this.countServerClose(c, code), this.meter,
+      );
+      res.cork(() => res.upgrade<UserData>({ conn }, key, protocol, extensions, ctx));
+    }).catch((e) => {
+      this.d.log.error({ err: e }, 'websocket upgrade failed');
+      try {
         if (!state.aborted) reject(res, { status: 500, message: 'Internal server error' });
-      },
-    );
+      } catch {
+        /* the response was already used up by the failed upgrade */
+      }
+    });
   }
 
   private countServerClose(_c: Conn, code: number): void {
@@ -206,7 +209,10 @@ export class WsEdge {
     const attached = [...conn.dialogs.keys()];
     this.delivery.remove(conn);
     this.d.log.debug({ userId: conn.userId, conn: conn.id, code }, 'websocket closed');
-    this.presence('disconnected', conn, async () => attached);
+    // While the edge shuts down its sockets close by the thousand and their users reconnect to
+    // other edges: Redis still forgets the connection, but nobody is told of an offline moment.
+    const announce = this.closing ? [] : attached;
+    this.presence('disconnected', conn, async () => announce);
   }
 
   private presence(what: 'connected' | 'disconnected' | 'refresh', conn: Conn, dialogs: () => Promise<string[]> = async () => []): void {
