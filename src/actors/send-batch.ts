@@ -3,18 +3,18 @@
 // here in memory against state read once, so later sends of the batch see the earlier ones.
 import type { Logger } from 'pino';
 import type { Orm } from '../db/orm.js';
-import { rawTransaction, type RawTx, type Row } from '../db/raw.js';
+import { rawQuery, rawTransaction, type RawTx, type Row } from '../db/raw.js';
 import {
   loadSendState, lockDialogsSql, lockedDialogs, pairKey, unarchiveDialogs, writeSendsAndCommit,
   type LockedDialog, type SendRows, type SendState,
 } from '../db/queries/send-batch.js';
 import { dialogNotFound, invalidInput, mustJoinFirst } from '../domain/errors.js';
-import type { DomainEvent, MessageNewEvent } from '../domain/events.js';
-import { newId } from '../domain/ids.js';
+import type { DomainEvent } from '../domain/events.js';
+import { newId, parseUuid } from '../domain/ids.js';
 import { hasVisibleText, sanitizeContent } from '../domain/sanitize.js';
-import { formatTime } from '../domain/time.js';
 import { errorReply, isCommandLogConflict, type BatchOptions, type BatchOutcome } from './batch.js';
-import { checkSendInput, type SendCmd } from './handlers/messages.js';
+import { checkSendInput, sentMessageOutbox, type SendCmd } from './handlers/messages.js';
+import { messageNewEvent } from './handlers/common.js';
 import type { CommandEnvelope, CommandReply } from './registry.js';
 
 /** JSON of a message row as the ORM path stores it in the command log and replies it. */
@@ -37,7 +37,10 @@ function storedAttachment(r: Record<string, unknown>): Record<string, unknown> {
 
 type Outcome = { reply: CommandReply; events: DomainEvent[] };
 
-/** Plans every send against the loaded state; pure: the rows to write and each command's outcome. */
+// User ids and client ids are free text (spaces included): a JSON array keeps the parts apart.
+const clientKeyOf = (dialogId: string, userId: string, clientMsgId: string): string => JSON.stringify([dialogId, userId, clientMsgId]);
+
+/** Plans every send against the loaded state (advancing the locked dialogs' counters): the rows to write and each command's outcome. */
 function plan(envs: CommandEnvelope[], dialogs: Map<string, LockedDialog>, st: SendState, opts: BatchOptions, now: Date, log: Logger) {
   const at = now.toISOString();
   const rows: SendRows = { messages: [], attachments: [], events: [], commandLog: [], outbox: [], dialogs: [], senders: [] };
@@ -45,7 +48,7 @@ function plan(envs: CommandEnvelope[], dialogs: Map<string, LockedDialog>, st: S
   const done = new Map<string, unknown>(Object.entries(st.priors));
   const byClientId = new Map<string, Record<string, unknown>>();
   for (const d of st.dupes) {
-    byClientId.set(`${d.dialog_id} ${d.sender_id} ${d.client_msg_id}`, {
+    byClientId.set(clientKeyOf(d.dialog_id as string, d.sender_id as string, d.client_msg_id as string), {
       message: storedMessage(d), attachments: (d.attachments as Record<string, unknown>[]).map(storedAttachment), created: false,
     });
   }
@@ -66,7 +69,7 @@ function plan(envs: CommandEnvelope[], dialogs: Map<string, LockedDialog>, st: S
       if (!d) throw dialogNotFound();
       if (!st.senders.has(pairKey(d.id, cmd.user_id))) throw mustJoinFirst();
       checkSendInput(cmd);
-      const clientKey = cmd.client_msg_id != null ? `${d.id} ${cmd.user_id} ${cmd.client_msg_id}` : null;
+      const clientKey = cmd.client_msg_id != null ? clientKeyOf(d.id, cmd.user_id, cmd.client_msg_id) : null;
       const first = clientKey ? byClientId.get(clientKey) : undefined;
       if (first) {
         const result = { ...first, created: false };
@@ -93,15 +96,16 @@ function plan(envs: CommandEnvelope[], dialogs: Map<string, LockedDialog>, st: S
       const seq = d.last_seq;
       const message = {
         id, dialog_id: d.id, sender_id: cmd.user_id, content, sent_at: at, last_edited_at: null,
-        reply_to_id: cmd.reply_to ?? null, message_type: 'user', seq, client_msg_id: cmd.client_msg_id ?? null,
+        reply_to_id: cmd.reply_to ?? null, message_type: 'user' as const, seq, client_msg_id: cmd.client_msg_id ?? null,
       };
       const attachments = cmd.attachments.map((a) => ({
         id: newId(), message_id: id, filename: a.filename, content_type: a.content_type, size: a.size, s3_key: a.s3_key,
         created_at: at, width: null, height: null, thumbnail_s3_key: null,
       }));
-      const wire: MessageNewEvent = { type: 'message.new', id, dialog_id: d.id, sender_id: cmd.user_id, content, sent_at: formatTime(now), message_type: 'user' };
-      if (cmd.reply_to) wire.reply_to_id = cmd.reply_to;
-      if (attachments.length) wire.attachments = attachments.map((a) => ({ id: a.id, filename: a.filename, content_type: a.content_type, size: a.size }));
+      const wire = messageNewEvent({ ...message, sent_at: now }, {
+        reply_to_id: cmd.reply_to ?? undefined,
+        attachments: attachments.map((a) => ({ id: a.id, filename: a.filename, content_type: a.content_type, size: a.size })),
+      });
       events.push({ dialogId: d.id, seq, toParticipants: true, event: wire });
 
       const result = { message, attachments, created: true };
@@ -111,14 +115,8 @@ function plan(envs: CommandEnvelope[], dialogs: Map<string, LockedDialog>, st: S
       rows.commandLog.push({ request_id: env.requestId, result, created_at: at });
       senders.set(pairKey(d.id, cmd.user_id), { dialog_id: d.id, user_id: cmd.user_id, read_mark: d.user_msg_count, message_id: id });
       if (opts.persistOutbox) {
-        const webhookMessage: Record<string, unknown> = { id, sender_id: cmd.user_id, content };
-        if (cmd.reply_to) webhookMessage.reply_to = cmd.reply_to;
-        webhookMessage.created_at = formatTime(now);
-        webhookMessage.message_type = 'user';
-        rows.outbox.push(
-          { id: newId(), kind: 'webhook.message_new', dialog_id: d.id, payload: { dialog_id: d.id, object_id: d.object_id, object_type: d.object_type, message: webhookMessage }, created_at: at },
-          { id: newId(), kind: 'notify.message', dialog_id: d.id, payload: { dialog_id: d.id, message_id: id, sender_id: cmd.user_id, seq }, created_at: at },
-        );
+        const drafts = sentMessageOutbox(d, { id, sender_id: cmd.user_id, content, reply_to_id: cmd.reply_to ?? null, sent_at: now, seq });
+        for (const o of drafts) rows.outbox.push({ id: newId(), kind: o.kind, dialog_id: o.dialogId, payload: o.payload, created_at: at });
       }
       replyTargets.add(pairKey(d.id, id));
       for (const a of cmd.attachments) usedKeys.add(a.s3_key);
@@ -141,7 +139,7 @@ function plan(envs: CommandEnvelope[], dialogs: Map<string, LockedDialog>, st: S
 function cmdsToRun(envs: CommandEnvelope[]): SendCmd[] {
   // Ids that are no UUID, and text PostgreSQL cannot hold (NUL), name nothing: they fail their
   // check in `plan` instead of failing the statement for the whole batch.
-  return envs.map((e) => e.cmd as SendCmd).filter((c) => UUID.test(c.dialog_id) && storable(c.user_id));
+  return envs.map((e) => e.cmd as SendCmd).filter((c) => isUuid(c.dialog_id) && storable(c.user_id));
 }
 
 async function runSends(tx: RawTx, locked: Row[], envs: CommandEnvelope[], cmds: SendCmd[], opts: BatchOptions, log: Logger): Promise<Outcome[]> {
@@ -151,7 +149,7 @@ async function runSends(tx: RawTx, locked: Row[], envs: CommandEnvelope[], cmds:
     senders: cmds.map((c) => [c.dialog_id, c.user_id]),
     dialogIds: [...dialogs.keys()],
     clientMsgIds: cmds.filter((c) => c.client_msg_id != null && storable(c.client_msg_id)).map((c) => [c.dialog_id, c.user_id, c.client_msg_id!]),
-    replyTo: cmds.flatMap((c) => (c.reply_to != null && UUID.test(c.reply_to) ? [c.reply_to] : [])),
+    replyTo: cmds.flatMap((c) => (c.reply_to != null && isUuid(c.reply_to) ? [c.reply_to] : [])),
     s3Keys: cmds.flatMap((c) => c.attachments.map((a) => a.s3_key)).filter(storable),
   });
   const p = plan(envs, dialogs, state, opts, new Date(), log);
@@ -162,7 +160,7 @@ async function runSends(tx: RawTx, locked: Row[], envs: CommandEnvelope[], cmds:
   return p.outcomes;
 }
 const storable = (s: string): boolean => !s.includes('\0');
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const isUuid = (s: string): boolean => parseUuid(s) === s;
 
 /**
  * Executes sends in order in one transaction. A failure of the transaction itself (not of a
@@ -178,7 +176,7 @@ export async function executeSends(orm: Orm, envs: CommandEnvelope[], opts: Batc
     if (envs.length > 1) throw e;
     // Another owner (one that lost its lease without knowing) committed the same request first.
     if (isCommandLogConflict(e)) {
-      const [prior] = await orm.em.fork().getConnection().execute('SELECT result FROM command_log WHERE request_id = ?', [envs[0].requestId]);
+      const [prior] = await rawQuery(orm, 'SELECT result FROM command_log WHERE request_id = $1', [envs[0].requestId]);
       if (prior) return { replies: [{ ok: true, result: prior.result }], events: [[]] };
     }
     return { replies: [errorReply(e, log, envs[0].requestId)], events: [[]] };

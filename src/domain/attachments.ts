@@ -1,5 +1,5 @@
 import { AppError, badRequest, invalidInput } from './errors.js';
-import { MAX_CONTENT_TYPE, MAX_FILENAME, MAX_FILE_SIZE, checkMaxLength } from './limits.js';
+import { MAX_CONTENT_TYPE, MAX_FILENAME, MAX_FILE_SIZE, checkMaxLength, checkNoNul } from './limits.js';
 
 // Order matters: the presign error message prints the list in this order.
 export const ALLOWED_MIME_TYPES: readonly string[] = [
@@ -52,6 +52,7 @@ export function checkAttachment(a: AttachmentInput, dialogId: string, seen: Set<
   if (!Number.isInteger(a.size) || a.size < 1 || a.size > MAX_FILE_SIZE) throw badRequest('Invalid file size');
   checkMaxLength('filename', a.filename, MAX_FILENAME);
   checkMaxLength('content_type', a.content_type, MAX_CONTENT_TYPE);
+  checkNoNul('filename', a.filename);
   if (seen.has(a.s3_key)) throw invalidInput('s3_key is used twice in this message');
   seen.add(a.s3_key);
 }

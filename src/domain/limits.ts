@@ -23,6 +23,11 @@ export function checkMaxLength(field: string, value: string | null | undefined, 
   }
 }
 
+/** PostgreSQL text cannot hold NUL: such a value is refused here rather than failing its statement. */
+export function checkNoNul(field: string, value: string | null | undefined): void {
+  if (value != null && value.includes('\0')) throw invalidInput(`${field} must not contain null bytes`);
+}
+
 export function checkRequired(field: string, value: string | null | undefined): void {
   if (value == null || value.trim() === '') throw invalidInput(`${field} is required`);
 }

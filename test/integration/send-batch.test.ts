@@ -89,3 +89,18 @@ t.test('reply_to an earlier message, and unarchive once per dialog', async (t) =
   t.match(bad.replies[0], { ok: false, error: { code: 'INVALID_INPUT', message: 'reply_to message not found in this dialog' } });
   t.ok(bad.replies[1].ok, 'its neighbour is unaffected');
 });
+
+t.test('text PostgreSQL cannot store is refused per send, and a client id with spaces cannot pass for another', async (t) => {
+  const D = await createDialog(api, { participants: [who('sb-g'), who('sb-g x'), who('sb-h')] });
+  const out = await run([
+    env({ dialog_id: D, user_id: 'sb-g', content: 'nul id', client_msg_id: 'a\0b' }),
+    env({ dialog_id: D, user_id: 'sb-g', content: 'nul file', attachments: [{ s3_key: `dialogs/${D}/f.pdf`, filename: 'f\0.pdf', content_type: 'application/pdf', size: 3 }] }),
+    env({ dialog_id: D, user_id: 'sb-g', content: 'first', client_msg_id: 'x y' }),
+    env({ dialog_id: D, user_id: 'sb-g x', content: 'second', client_msg_id: 'y' }),
+  ]);
+  t.match(out.replies[0], { ok: false, error: { status: 400, code: 'INVALID_INPUT', message: 'client_msg_id must not contain null bytes' } });
+  t.match(out.replies[1], { ok: false, error: { status: 400, code: 'INVALID_INPUT', message: 'filename must not contain null bytes' } });
+  t.ok(out.replies[2].ok && out.replies[3].ok, 'the batch around them is stored');
+  t.equal(result(out.replies[3]).created, true, "('sb-g x', 'y') is not ('sb-g', 'x y')");
+  t.not(result(out.replies[3]).message.id, result(out.replies[2]).message.id);
+});

@@ -34,7 +34,7 @@ export function dialogEvent(d: Dialog, event: WireEvent, alsoUsers?: string[]): 
   return { dialogId: d.id, seq: nextSeq(d), toParticipants: true, toUsers: alsoUsers, event };
 }
 
-export function messageNewEvent(m: Message, extra: Pick<MessageNewEvent, 'reply_to_id' | 'attachments'> = {}): MessageNewEvent {
+export function messageNewEvent(m: Pick<Message, 'id' | 'dialog_id' | 'content' | 'sent_at' | 'message_type' | 'sender_id'>, extra: Pick<MessageNewEvent, 'reply_to_id' | 'attachments'> = {}): MessageNewEvent {
   const e: MessageNewEvent = {
     type: 'message.new',
     id: m.id,
@@ -53,4 +53,4 @@ export function messageNewEvent(m: Message, extra: Pick<MessageNewEvent, 'reply_
 export const unreadOf = (p: Pick<Participant, 'unread_count' | 'read_mark'>, d: Pick<Dialog, 'user_msg_count'>): number =>
   Number(p.unread_count) + (Number(d.user_msg_count) - Number(p.read_mark));
 
-export const dialogRef = (d: Dialog) => ({ dialog_id: d.id, object_id: d.object_id, object_type: d.object_type });
+export const dialogRef = (d: Pick<Dialog, 'id' | 'object_id' | 'object_type'>) => ({ dialog_id: d.id, object_id: d.object_id, object_type: d.object_type });

@@ -1,10 +1,10 @@
 // Chat API message commands: send, edit, delete.
-import { AttachmentSchema, MessageEditSchema, MessageSchema, type Attachment, type Message } from '../../db/entities.js';
+import { AttachmentSchema, MessageEditSchema, MessageSchema, type Attachment, type Dialog, type Message } from '../../db/entities.js';
 import { AppError, invalidInput, messageNotFound, mustJoinFirst } from '../../domain/errors.js';
 import { checkAttachments, type AttachmentInput } from '../../domain/attachments.js';
-import type { DomainEvent } from '../../domain/events.js';
+import type { DomainEvent, OutboxDraft } from '../../domain/events.js';
 import { newId } from '../../domain/ids.js';
-import { checkContentLength, checkMaxLength } from '../../domain/limits.js';
+import { checkContentLength, checkMaxLength, checkNoNul } from '../../domain/limits.js';
 import { hasVisibleText, sanitizeContent } from '../../domain/sanitize.js';
 import { formatTime } from '../../domain/time.js';
 import { output, type CommandHandler } from '../command.js';
@@ -34,6 +34,7 @@ export function checkSendInput(cmd: Pick<SendCmd, 'content' | 'attachments' | 'c
   if (cmd.client_msg_id != null) {
     if (cmd.client_msg_id === '') throw invalidInput('client_msg_id must not be empty');
     checkMaxLength('client_msg_id', cmd.client_msg_id, 255);
+    checkNoNul('client_msg_id', cmd.client_msg_id);
   }
 }
 
@@ -91,15 +92,23 @@ export const sendMessage: CommandHandler<SendCmd, SentMessage> = async (em, cmd)
   sender.read_mark = d.user_msg_count;
   sender.last_read_message_id = message.id;
 
-  const webhookMessage: Record<string, unknown> = { id: message.id, sender_id: cmd.user_id, content };
-  if (message.reply_to_id) webhookMessage.reply_to = message.reply_to_id;
-  webhookMessage.created_at = formatTime(now);
-  webhookMessage.message_type = 'user';
-  return output({ message, attachments, created: true }, events, [
-    { kind: 'webhook.message_new', dialogId: d.id, payload: { ...dialogRef(d), message: webhookMessage } },
-    { kind: 'notify.message', dialogId: d.id, payload: { dialog_id: d.id, message_id: message.id, sender_id: cmd.user_id, seq: message.seq } },
-  ]);
+  return output({ message, attachments, created: true }, events, sentMessageOutbox(d, { ...message, sender_id: cmd.user_id, seq: message.seq }));
 };
+
+/** What the host platform must hear of a new user message: its webhook, and the notification check. */
+export function sentMessageOutbox(
+  d: Pick<Dialog, 'id' | 'object_id' | 'object_type'>,
+  m: { id: string; sender_id: string; content: string; reply_to_id: string | null; sent_at: Date; seq: number },
+): OutboxDraft[] {
+  const webhookMessage: Record<string, unknown> = { id: m.id, sender_id: m.sender_id, content: m.content };
+  if (m.reply_to_id) webhookMessage.reply_to = m.reply_to_id;
+  webhookMessage.created_at = formatTime(m.sent_at);
+  webhookMessage.message_type = 'user';
+  return [
+    { kind: 'webhook.message_new', dialogId: d.id, payload: { ...dialogRef(d), message: webhookMessage } },
+    { kind: 'notify.message', dialogId: d.id, payload: { dialog_id: d.id, message_id: m.id, sender_id: m.sender_id, seq: m.seq } },
+  ];
+}
 
 export interface EditCmd {
   dialog_id: string;
