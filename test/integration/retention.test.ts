@@ -28,3 +28,15 @@ t.test('old events and command records are pruned; recent ones and other partiti
   t.same(seqs, [3, 4], 'events older than the retention are gone, recent ones stay');
   t.equal(first.commands, commandsBefore, 'command records older than a day are pruned');
 });
+
+t.test('a sweep goes on past one batch until everything old is gone (it keeps up with a high send rate)', async (t) => {
+  const srv = await startTestServer();
+  t.teardown(() => srv.close());
+  await srv.sql(`INSERT INTO command_log (request_id, result, created_at)
+    SELECT 'old-' || g, 'null'::jsonb, now() - interval '10 days' FROM generate_series(1, 12001) g`);
+  await srv.sql(`INSERT INTO command_log (request_id, result, created_at) VALUES ('fresh', 'null'::jsonb, now())`);
+  const sweeper = new RetentionSweeper(srv.app.orm, () => [], { eventRetentionSecs: 86400 }, srv.app.log);
+  await sweeper.sweep();
+  const left = (await srv.sql(`SELECT request_id FROM command_log WHERE request_id LIKE 'old-%' OR request_id = 'fresh'`)).rows;
+  t.same(left.map((r) => r.request_id), ['fresh'], '12,001 old records (more than two batches) gone in one sweep, the fresh one kept');
+});
