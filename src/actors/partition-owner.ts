@@ -69,6 +69,9 @@ export function checkEnvelope(v: unknown, partition: number): string | null {
   if (typeof e.cmd !== 'object' || e.cmd === null) return 'Malformed command';
   // Serving a dialog outside its partition would run it beside its real owner, out of order.
   if (partitionOf(e.dialogId) !== partition) return 'Command sent to the wrong partition';
+  // The partition is checked on dialogId, the handler acts on the command's own id: they must agree.
+  const c = e.cmd as { id?: unknown; dialog_id?: unknown };
+  if ((e.name === 'createDialog' ? c.id : c.dialog_id) !== e.dialogId) return 'Command names another dialog';
   return null;
 }
 

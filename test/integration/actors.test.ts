@@ -203,6 +203,8 @@ t.test('a malformed command envelope is answered 400 BAD_REQUEST', async (t) => 
   t.same(await ask({ name: 'sendMessage', dialogId: id, requestId: '', cmd: {} }), bad('Malformed command'));
   t.same(await ask({ name: 'sendMessage', dialogId: id, requestId: 'r1', cmd: null }), bad('Malformed command'));
   t.same(await ask({ name: 'sendMessage', dialogId: id, requestId: 'r1', cmd: {} }, (p + 1) % PARTITION_COUNT), bad('Command sent to the wrong partition'));
+  t.same(await ask({ name: 'sendMessage', dialogId: id, requestId: 'r1', cmd: { dialog_id: newId() } }), bad('Command names another dialog'));
+  t.same(await ask({ name: 'createDialog', dialogId: id, requestId: 'r1', cmd: { object_id: 'o' } }), bad('Command names another dialog'));
 });
 
 t.test('with no owner at all the gateway gives up at its deadline with 503 OVERLOADED', async (t) => {

@@ -17,7 +17,7 @@ export interface ParticipantInput extends ProfileInput {
 
 export interface CreateDialogCmd {
   /** Chosen by the edge so the command can be routed to the new dialog's partition. */
-  id?: string;
+  id: string;
   object_id: string;
   object_type: string;
   title?: string | null;
@@ -55,7 +55,7 @@ export const createDialog: CommandHandler<CreateDialogCmd, { dialog: Dialog }> =
   cmd.access_scopes.forEach(checkScopeValues);
 
   const now = new Date();
-  const id = cmd.id ?? newId();
+  const id = cmd.id;
   const dialog = em.create(DialogSchema, {
     id, object_id: cmd.object_id, object_type: cmd.object_type, title: cmd.title ?? null, object_url: cmd.object_url ?? null,
     created_by: cmd.participants[0]?.user_id ?? null, created_at: now, meta: cmd.meta ?? null,
