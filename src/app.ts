@@ -106,17 +106,24 @@ export async function startApp(cfg: Config, log: Logger = createLogger(cfg.logLe
     online: presence ? (ids) => presence.online(ids) : async () => new Set(),
     metricsText: () => metrics.registry.metrics(),
     readiness: async () => {
+      // All at once, the optional S3 probe bounded to 1 s: the whole answer stays inside the
+      // probe's 2 s timeout even when S3 is slow.
+      const [postgres, jetstream, s3] = await Promise.all([
+        pingDb(orm),
+        delivery ? delivery.ready() : Promise.resolve(null),
+        files.storage ? files.storage.reachable(1000) : Promise.resolve(null),
+      ]);
       const required: Record<string, boolean> = {
-        postgres: await pingDb(orm),
+        postgres,
         nats: !nc.isClosed() && nc.info !== undefined,
         ...(worker ? { partitions: worker.isReady() } : {}),
-        ...(delivery ? { jetstream: await delivery.ready() } : {}),
+        ...(jetstream !== null ? { jetstream } : {}),
       };
       // Without Redis presence is off and limits are per process; without S3 uploads fail: both
       // are reported, neither takes the process out of rotation.
       const optional: Record<string, boolean> = {
         ...(redis ? { redis: redis.status === 'ready' } : {}),
-        ...(files.storage ? { s3: await files.storage.reachable() } : {}),
+        ...(s3 !== null ? { s3 } : {}),
       };
       return { ready: Object.values(required).every(Boolean), checks: { ...required, ...optional } };
     },
