@@ -83,17 +83,20 @@ export async function startApp(cfg: Config, log: Logger = createLogger(cfg.logLe
   // Attachments are an edge concern: a worker never presigns or checks objects.
   const files = isEdge ? await openStorage(cfg, log) : { storage: null, close: async () => undefined };
   let worker: Worker | null = null;
+  let delivery: Delivery | null = null;
   if (isWorker) {
     worker = new Worker(nc, subjects, orm, publisher, log, {
       persistOutbox: cfg.webhook !== null, leaseTtlMs: cfg.leaseTtlMs, tickMs: cfg.leaseTickMs,
       mailboxCapacity: cfg.mailboxCapacity, maxBatch: cfg.maxBatch, maxConcurrentBatches: cfg.batchConcurrency, metrics,
+      // Delivery starts after the worker (it needs the owned partitions): reached through `delivery` below.
+      outboxWritten: () => delivery?.nudge(),
     });
     await worker.start();
   }
   const w = worker;
   const retention = w ? new RetentionSweeper(orm, () => w.ownedPartitions(), { eventRetentionSecs: cfg.eventRetentionSecs }, log) : null;
   retention?.start();
-  const delivery: Delivery | null = w
+  delivery = w
     ? await startDelivery({ cfg, orm, nc, log, publisher, ownedPartitions: () => w.ownedPartitions(), metrics })
     : null;
   const natsGateway = new NatsGateway(nc, subjects, log, { deadlineMs: cfg.commandDeadlineMs, metrics });

@@ -27,6 +27,8 @@ export interface PartitionOwnerOptions extends BatchOptions {
   maxBatch?: number;
   /** Batches (transactions) in flight at once across all partitions. */
   maxConcurrentBatches?: number;
+  /** Called after a commit that may have written outbox rows, so the relay moves them at once. */
+  outboxWritten?: () => void;
   /** The process's metrics; none are recorded without it. */
   metrics?: Metrics | null;
 }
@@ -274,6 +276,7 @@ export class PartitionOwner {
     const outcomes = await this.run(batch.map((b) => b.env), sends);
     m?.commitDuration.observe((performance.now() - started) / 1000);
     this.stats.batches++;
+    if (this.opts.persistOutbox && outcomes.some((o) => o.reply.ok)) this.opts.outboxWritten?.();
     batch.forEach((b, i) => {
       const n = (b.state.perDialog.get(b.env.dialogId) ?? 1) - 1;
       if (n > 0) b.state.perDialog.set(b.env.dialogId, n);
