@@ -77,11 +77,6 @@ export class PartitionLeases {
     this.metrics = opts.metrics ?? null;
   }
 
-  /** The documented takeover bound for these settings (see the file comment). */
-  get takeoverBoundMs(): number {
-    return this.leaseTtlMs + this.tickMs;
-  }
-
   ownedPartitions(): number[] {
     return [...this.owned.keys()].sort((a, b) => a - b);
   }
